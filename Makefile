@@ -1,0 +1,56 @@
+# grok_lightning: `make help` lists the targets. The first target used creates .venv and installs
+# the package (editable, with dev extras); a stamp makes later calls instant, and a changed
+# pyproject.toml re-installs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Optional torch pin installed before the package, e.g. TORCH=torch==2.13.0 for a local CPU wheel.
+TORCH ?=
+TASK ?= modadd
+PRESET ?=
+SWEEP ?= parity_phase
+ARGS ?=
+RUN ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup train sweep report test test-full bench lint clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  e.g. make train TASK=modadd PRESET=main ARGS=\"optim.weight_decay=0.5 logger=csv\""
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(if $(TORCH),$(PY) -m pip install -q "$(TORCH)")
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the package (done automatically by every target)
+
+train: $(STAMP) ## train one run: TASK=modadd|parity|fixed_embed [PRESET=name] [ARGS="key=value ..."]
+	$(PY) -m grok_lightning.train task=$(TASK) $(if $(PRESET),preset=$(PRESET)) $(ARGS)
+
+sweep: $(STAMP) ## train a grid of models together: SWEEP=parity_phase|modadd_seeds|modadd_architecture [ARGS=...]
+	$(PY) -m grok_lightning.sweep sweep=$(SWEEP) $(ARGS)
+
+report: $(STAMP) ## re-render every figure of a finished run: RUN=runs/<task>/<id>
+	$(PY) -m grok_lightning.report $(RUN)
+
+test: $(STAMP) ## the fast test suite (a few minutes on 2 cores)
+	$(PY) -m pytest -q $(ARGS)
+
+test-full: $(STAMP) ## every test, including the slow full-length training runs
+	$(PY) -m pytest -q -m "" $(ARGS)
+
+bench: $(STAMP) ## ms per step of the Lightning run vs a plain PyTorch loop, same process
+	$(PY) -m grok_lightning.bench $(ARGS)
+
+lint: $(STAMP) ## ruff over the code
+	$(VENV)/bin/ruff check grok_lightning callbacks tests
+
+clean: ## remove the venv, caches and runs
+	rm -rf $(VENV) runs sweeps wandb build *.egg-info .pytest_cache .ruff_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,196 @@
+"""The factored one-layer MLP of the explorable, K independent models at once.
+
+    logits = act(onehot(a) E Win + onehot(b) E Win) Wout U,   U = E^T when tied
+
+Every parameter carries a leading model dimension [K, in, out] and is named as in the original
+Haiku code (`embed`, `hidden`, `out`, `unembed`, with `_a` / `_b` when untied), so weights drawn by
+the original notebooks load by name. The forward collapses first (W_input = E Win [K, p, n],
+W_output = Wout U [K, n, p]) and then multiplies a fixed one-hot input: far fewer flops than
+embedding every example, with identical results. No Lightning here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+# Haiku's VarianceScaling(truncated_normal) divides by the std of a unit normal cut at +/-2 sigma,
+# so the drawn values end up with exactly the requested std.
+_TRUNC_STD = 0.87962566103423978
+
+
+def haiku_embedding_init_(w: torch.Tensor, generator: torch.Generator) -> None:
+    """VarianceScaling(2.0, fan_in, truncated normal): std exactly sqrt(2 / fan_in), fan_in = dim 0."""
+    std = math.sqrt(2.0 / w.shape[0]) / _TRUNC_STD
+    nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std, generator=generator)
+
+
+def haiku_linear_init_(w: torch.Tensor, generator: torch.Generator) -> None:
+    """hk.Linear default: truncated normal, sigma = 1/sqrt(fan_in), cut at +/-2 sigma, uncorrected."""
+    std = 1.0 / math.sqrt(w.shape[0])
+    nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std, generator=generator)
+
+
+def circular_embedding(p: int, freqs: Sequence[int]) -> torch.Tensor:
+    """Constant embedding [p, 2F]: cos and sin of 2 pi f n / p for each f, each column unit norm."""
+    n = torch.arange(p, dtype=torch.float64)
+    cols = []
+    for f in freqs:
+        angle = 2 * math.pi * f * n / p
+        cols += [torch.cos(angle), torch.sin(angle)]
+    E = torch.stack(cols, dim=1)
+    return E / E.norm(dim=0, keepdim=True)
+
+
+def compute_dtype(precision: str) -> torch.dtype:
+    return torch.float32 if precision == "32" else torch.float64
+
+
+class FactoredMLP(nn.Module):
+    """K factored MLPs for modular addition; see SPEC section 1 for the flags."""
+
+    def __init__(
+        self,
+        *,
+        seeds: Sequence[int],
+        p: int,
+        d_embed: int,
+        n_neurons: int,
+        embed: str = "tied",
+        tied_hidden: bool = True,
+        collapsed_hidden: bool = False,
+        collapsed_out: bool = False,
+        activation: str = "relu",
+        freqs: Sequence[int] = (1,),
+        precision: str = "32",
+    ):
+        super().__init__()
+        self.p, self.n_models = p, len(seeds)
+        self.embed_mode, self.activation = embed, activation
+        self.collapsed_hidden, self.collapsed_out = collapsed_hidden, collapsed_out
+        self.dtype = compute_dtype(precision)
+        # "original" precision: parameters made by hk.get_parameter stay float32, Linears float64.
+        param_dtype = torch.float32 if precision == "original" else self.dtype
+
+        if embed == "fixed":
+            d_embed = 2 * len(freqs)
+            self.register_buffer("fixed_embed", circular_embedding(p, freqs).to(self.dtype))
+        self.d_embed = d_embed
+        self.width = d_embed if collapsed_hidden else n_neurons
+        tied_like = embed in ("tied", "fixed")
+
+        # name -> (shape, initialiser, dtype), in the original's creation order.
+        specs: dict[str, tuple] = {}
+        emb = (haiku_embedding_init_, param_dtype)
+        lin = (haiku_linear_init_, self.dtype)
+        if embed in ("tied", "input_tied"):
+            specs["embed"] = ((p, d_embed), *emb)
+        elif embed == "untied":
+            specs["embed_a"] = ((p, d_embed), *emb)
+            specs["embed_b"] = ((p, d_embed), *emb)
+        if not collapsed_hidden:
+            names = ["hidden"] if tied_hidden else ["hidden_a", "hidden_b"]
+            for name in names:
+                specs[name] = ((d_embed, n_neurons), *lin)
+        if not collapsed_out:
+            specs["out"] = ((self.width, d_embed), *lin)
+            if not tied_like:
+                specs["unembed"] = ((d_embed, p), *emb)
+        elif not (tied_like and self.width == d_embed):
+            specs["unembed"] = ((self.width, p), *lin)
+        if not specs:
+            raise ValueError("this combination of flags leaves no trainable parameter")
+
+        self.weights = nn.ParameterDict(
+            {name: nn.Parameter(torch.empty(self.n_models, *shape, dtype=dt)) for name, (shape, _, dt) in specs.items()}
+        )
+        for k, seed in enumerate(seeds):
+            gen = torch.Generator().manual_seed(int(seed))
+            for name, (_, init, _) in specs.items():
+                with torch.no_grad():
+                    init(self.weights[name].data[k], gen)
+
+    # -------------------------------------------------------------------------------------------
+    def _w(self, name: str) -> torch.Tensor:
+        return self.weights[name].to(self.dtype)
+
+    def _embedding(self, side: str) -> torch.Tensor:
+        if self.embed_mode == "fixed":
+            return self.fixed_embed.expand(self.n_models, -1, -1)
+        return self._w("embed" if "embed" in self.weights else f"embed_{side}")
+
+    def _input_side(self, side: str) -> torch.Tensor:
+        E = self._embedding(side)
+        if self.collapsed_hidden:
+            return E
+        Win = self._w("hidden" if "hidden" in self.weights else f"hidden_{side}")
+        return torch.bmm(E, Win)
+
+    def collapsed(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(W_input_a [K, p, n], W_input_b [K, p, n], W_output [K, n, p]); a and b are the same
+        tensor object when the input side is tied."""
+        W_in_a = self._input_side("a")
+        tied_input = "embed_a" not in self.weights and "hidden_a" not in self.weights
+        W_in_b = W_in_a if tied_input else self._input_side("b")
+        if "unembed" in self.weights:
+            U = self._w("unembed")
+        else:  # tied (or fixed): U = E^T
+            U = self._embedding("a").transpose(1, 2)
+        W_out = U if self.collapsed_out else torch.bmm(self._w("out"), U)
+        return W_in_a, W_in_b, W_out
+
+    @property
+    def W_input(self) -> torch.Tensor:
+        return self.collapsed()[0]
+
+    @property
+    def W_output(self) -> torch.Tensor:
+        return self.collapsed()[2]
+
+    @property
+    def input_tied(self) -> bool:
+        return "embed_a" not in self.weights and "hidden_a" not in self.weights
+
+    # -------------------------------------------------------------------------------------------
+    def encode(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Index pairs [K, N] -> the fixed one-hot inputs of forward, built once per data set."""
+        oa = nn.functional.one_hot(a, self.p).to(self.dtype)
+        ob = nn.functional.one_hot(b, self.p).to(self.dtype)
+        return (oa + ob,) if self.input_tied else (oa, ob)
+
+    def act(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.relu(h) if self.activation == "relu" else h * h
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Encoded inputs -> logits [K, N, p]."""
+        W_in_a, W_in_b, W_out = self.collapsed()
+        if len(inputs) == 1:
+            h = torch.bmm(inputs[0], W_in_a)
+        else:
+            h = torch.bmm(inputs[0], W_in_a) + torch.bmm(inputs[1], W_in_b)
+        return torch.bmm(self.act(h), W_out)
+
+    # -------------------------------------------------------------------------------------------
+    def n_trainable_per_model(self) -> int:
+        return sum(w[0].numel() for w in self.weights.values())
+
+    def n_collapsed_per_model(self) -> int:
+        W_in_a, W_in_b, W_out = self.collapsed()
+        sides = 1 if W_in_a is W_in_b else 2
+        return sides * W_in_a[0].numel() + W_out[0].numel()
+
+    @torch.no_grad()
+    def load_model_params(self, k: int, arrays: dict[str, np.ndarray]):
+        """Copy one model's unbatched arrays (keyed by the Haiku names) into slot k."""
+        expected = set(self.weights)
+        if set(arrays) != expected:
+            raise ValueError(f"parameter names {sorted(arrays)} do not match the model's {sorted(expected)}")
+        for name, value in arrays.items():
+            target = self.weights[name].data[k]
+            if tuple(value.shape) != tuple(target.shape):
+                raise ValueError(f"{name}: shape {tuple(value.shape)} != model's {tuple(target.shape)}")
+            target.copy_(torch.as_tensor(np.asarray(value)))

@@ -1,0 +1,137 @@
+"""GrokModule: trains K independent models at once on full-batch data (one run is K = 1).
+
+Manual optimisation runs `steps_per_call` optimiser steps per training_step, which cuts
+Lightning's per-step overhead; `trainer.global_step` still counts optimiser steps. Metrics are
+measured after update s (0-based) for s % log_every == 0 and at the last step, the original
+notebooks' convention ("step 0" = after the first update), kept on the device as a history
+[n_logged, K, n_metrics] and sent to the loggers at that cadence only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import lightning as L
+import torch
+
+from grok_lightning.optim import BatchedAdam
+
+METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "gap/loss", "weights/l1", "weights/l2")
+
+
+class GrokModule(L.LightningModule):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        objective: Any,
+        *,
+        lr: Sequence[float],
+        weight_decay: Sequence[float],
+        regularization: str = "l2",
+        betas: tuple[float, float] = (0.9, 0.98),
+        eps: float = 1e-8,
+        max_steps: int,
+        log_every: int,
+        steps_per_call: int = 1,
+        model_labels: Optional[Sequence[str]] = None,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        self.model, self.objective = model, objective
+        self.lr, self.weight_decay = list(lr), list(weight_decay)
+        self.regularization, self.betas, self.eps = regularization, tuple(betas), eps
+        self.max_steps, self.log_every, self.steps_per_call = max_steps, log_every, steps_per_call
+        self.n_models = len(self.lr)
+        # Loggers get plain metric names for one model, "<name>/<label>" for several.
+        self.model_labels = list(model_labels) if model_labels else [str(k) for k in range(self.n_models)]
+        self.history_steps: list[int] = []
+        self.history: list[torch.Tensor] = []  # each [K, len(METRICS)], on the device
+        self.latest: dict[str, float] = {}  # model 0's last logged metrics, for the progress bar
+        self.data: dict[str, tuple] = {}
+
+    # ------------------------------------------------------------------------------ data
+    def on_fit_start(self) -> None:
+        self.attach_data(self.trainer.datamodule)
+
+    def attach_data(self, dm) -> None:
+        """Encode and move the full data set to the model's device, once."""
+        device = self.device
+        to = lambda ts: tuple(t.to(device) for t in ts)  # noqa: E731
+        self.data = {
+            "train": (self.model.encode(*to(dm.train_inputs)), dm.train_targets.to(device)),
+            "test": (self.model.encode(*to(dm.test_inputs)), dm.test_targets.to(device)),
+        }
+
+    # ------------------------------------------------------------------------------ training
+    def configure_optimizers(self):
+        return BatchedAdam(
+            self.model.parameters(),
+            lr=self.lr,
+            weight_decay=self.weight_decay if self.regularization != "none" else [0.0] * self.n_models,
+            betas=self.betas,
+            eps=self.eps,
+            decay=self.regularization,
+        )
+
+    def training_step(self, batch, batch_idx):
+        opt = self.optimizers()
+        inputs, targets = self.data["train"]
+        n = min(self.steps_per_call, self.max_steps - self.global_step)
+        for _ in range(n):
+            step = self.global_step  # index of the update about to happen
+            loss = self.objective.loss(self.model(*inputs), targets)
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss.sum())  # models are independent: the sum's gradient splits
+            opt.step()
+            if step % self.log_every == 0 or step == self.max_steps - 1:
+                self.record(step)
+
+    # ------------------------------------------------------------------------------ metrics
+    @torch.no_grad()
+    def measure(self) -> torch.Tensor:
+        """Every metric of METRICS for each model: [K, len(METRICS)], on the device."""
+        cols = []
+        for split in ("train", "test"):
+            inputs, targets = self.data[split]
+            logits = self.model(*inputs)
+            cols += [self.objective.loss(logits, targets), self.objective.accuracy(logits, targets).to(logits.dtype)]
+        cols.append(cols[2] - cols[0])
+        l1 = sum(w.abs().flatten(1).sum(1, dtype=torch.float64) for w in self.model.parameters())
+        l2 = sum(w.square().flatten(1).sum(1, dtype=torch.float64) for w in self.model.parameters()).sqrt()
+        cols += [l1, l2]
+        return torch.stack([c.to(torch.float64) for c in cols], dim=1)
+
+    def record(self, step: int) -> None:
+        values = self.measure()
+        self.history_steps.append(step)
+        self.history.append(values)
+        rows = values.tolist()  # one host copy per logged step
+        self.latest = dict(zip(METRICS, rows[0]))
+        if self.n_models == 1:
+            metrics = dict(self.latest)
+        else:
+            metrics = {f"{name}/{label}": row[i] for label, row in zip(self.model_labels, rows)
+                       for i, name in enumerate(METRICS)}
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=step)
+
+    def history_tensor(self) -> tuple[list[int], torch.Tensor]:
+        """(steps, values [n_logged, K, len(METRICS)]) on the CPU."""
+        if not self.history:
+            return [], torch.empty(0, self.n_models, len(METRICS), dtype=torch.float64)
+        return list(self.history_steps), torch.stack([h.cpu() for h in self.history])
+
+    def metric_series(self, name: str, k: int = 0) -> list[float]:
+        _, values = self.history_tensor()
+        return values[:, k, METRICS.index(name)].tolist()
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        steps, values = self.history_tensor()
+        checkpoint["grok_history"] = {"steps": steps, "values": values}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("grok_history")
+        if saved:
+            self.history_steps = list(saved["steps"])
+            self.history = list(saved["values"].unbind(0))

@@ -1,0 +1,63 @@
+"""What every task declares, and the full-batch DataModule they share.
+
+A task builds K models' data (one seed each) as tensors with a leading model dimension, and its
+model. Data never go through a DataLoader: the whole set is moved to the model's device once and
+every optimiser step sees all of it, as in the original notebooks. The loader only counts the
+training_step calls of one long epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import lightning as L
+import torch
+from omegaconf import DictConfig
+
+
+class Ticks:
+    """An iterable of n dummy batches: one long epoch of n training_step calls."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+
+class FullBatchDataModule(L.LightningDataModule):
+    """Subclasses fill train_inputs / train_targets / test_inputs / test_targets in `build()`:
+    raw inputs (tuples of [K, N, ...] tensors, encoded by the model) and targets [K, N]."""
+
+    def __init__(self, seeds: Sequence[int]):
+        super().__init__()
+        self.seeds = [int(s) for s in seeds]
+        self.n_calls = 1
+        self.train_inputs: tuple[torch.Tensor, ...] = ()
+        self.test_inputs: tuple[torch.Tensor, ...] = ()
+        self.train_targets = self.test_targets = torch.empty(0)
+        self.build()
+
+    def build(self) -> None:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> Ticks:
+        return Ticks(self.n_calls)
+
+
+@dataclass(frozen=True)
+class Task:
+    """name -> config schema, data and model builders, objective, and the analyses that apply."""
+
+    name: str
+    config_class: type
+    build_datamodule: Callable[[DictConfig, Sequence[int]], FullBatchDataModule]
+    build_model: Callable[[DictConfig, Sequence[int]], torch.nn.Module]
+    build_objective: Callable[[DictConfig], Any]
+    # Which analysis callbacks apply ("fourier", "heatmaps", "bit_mass", ...): callbacks ask this,
+    # never the task's name.
+    analyses: frozenset = field(default_factory=frozenset)

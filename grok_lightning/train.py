@@ -1,0 +1,179 @@
+"""One training run: `python -m grok_lightning.train task=modadd [preset=main] [key=value ...]`.
+
+config -> task (data, model, objective) -> GrokModule + Trainer + callbacks -> fit -> run directory
+(config.yaml, metrics.csv, checkpoints/, figures/, wandb/, summary.json).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.tree import Tree
+
+from grok_lightning import config as C
+from grok_lightning import outcome, runs
+from grok_lightning.module import METRICS, GrokModule
+from grok_lightning.tasks import TASKS
+
+USAGE = """usage: python -m grok_lightning.train task=<task> [preset=<preset>] [key=value ...]
+       python -m grok_lightning.train resume=<run dir> [key=value ...]
+tasks: {tasks}. Keys are those of configs/<task>.yaml, e.g. optim.weight_decay=0.5 train.max_steps=2000 logger=csv"""
+
+
+class UsageError(C.ConfigError):
+    pass
+
+
+def split_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """Pulls task=, preset= and resume= out of the key=value arguments."""
+    special, overrides = {}, []
+    for arg in argv:
+        key = arg.split("=", 1)[0]
+        if key in ("task", "preset", "resume") and "=" in arg:
+            special[key] = arg.split("=", 1)[1]
+        else:
+            overrides.append(arg)
+    return special, overrides
+
+
+def resolve_config(argv: Sequence[str]) -> tuple[DictConfig, Optional[Path]]:
+    """(validated config, run directory to resume or None). Raises ConfigError."""
+    special, overrides = split_args(argv)
+    if "resume" in special:
+        run_dir = Path(special["resume"])
+        if not runs.is_run_dir(run_dir):
+            raise C.ConfigError(f"resume={run_dir}: not a run directory (no config.yaml there)")
+        if runs.last_checkpoint(run_dir) is None:
+            raise C.ConfigError(f"resume={run_dir}: no checkpoints/last.ckpt to resume from")
+        saved = OmegaConf.load(run_dir / "config.yaml")
+        task, preset = saved.get("task"), saved.get("preset")
+        if task not in TASKS:
+            raise C.ConfigError(f"resume={run_dir}: config.yaml names unknown task {task!r}")
+        cfg = OmegaConf.structured(TASKS[task].config_class)
+        cfg = C._merge(cfg, saved, f"{run_dir}/config.yaml")
+        cfg = C._merge(cfg, C.parse_overrides(overrides), "override")
+        cfg.task, cfg.preset = task, preset
+        C.validate(cfg)
+        return cfg, run_dir
+    if "task" not in special:
+        raise UsageError(f"no task given; available tasks: {', '.join(sorted(TASKS))}")
+    return C.load(special["task"], special.get("preset"), overrides), None
+
+
+def config_tree(cfg: DictConfig) -> Tree:
+    tree = Tree(f"[bold]{cfg.task}[/] / preset [bold]{cfg.preset}[/]")
+
+    def add(node: Tree, value) -> None:
+        for key, item in value.items():
+            if isinstance(item, DictConfig):
+                add(node.add(f"[cyan]{key}[/]"), item)
+            else:
+                node.add(f"{key}: [green]{item}[/]")
+
+    add(tree, cfg)
+    return tree
+
+
+def build_module(cfg: DictConfig, seeds: Sequence[int], lr: Sequence[float], weight_decay: Sequence[float], **kw):
+    """The task's data module and a GrokModule training one model per seed."""
+    task = TASKS[cfg.task]
+    datamodule = task.build_datamodule(cfg, seeds)
+    module = GrokModule(
+        task.build_model(cfg, seeds),
+        task.build_objective(cfg),
+        lr=lr,
+        weight_decay=weight_decay,
+        regularization=cfg.optim.regularization,
+        betas=(cfg.optim.beta1, cfg.optim.beta2),
+        eps=cfg.optim.eps,
+        max_steps=cfg.train.max_steps,
+        log_every=C.log_every(cfg),
+        steps_per_call=cfg.train.steps_per_call,
+        **kw,
+    )
+    datamodule.n_calls = -(-cfg.train.max_steps // cfg.train.steps_per_call)
+    return datamodule, module
+
+
+def run_summary(cfg: DictConfig, module: GrokModule, k: int = 0) -> dict:
+    steps, values = module.history_tensor()
+    series = {name: values[:, k, i].tolist() for i, name in enumerate(METRICS)}
+    summary = outcome.summarise(
+        steps,
+        series["train/loss"],
+        series["val/loss"],
+        series["train/acc"],
+        series["val/acc"],
+        loss_threshold=cfg.outcome.loss_threshold,
+        ratio_threshold=cfg.outcome.ratio_threshold,
+    )
+    final = {name: s[-1] for name, s in series.items()} if steps else {}
+    return {"final": final, "final_step": steps[-1] if steps else None, **summary}
+
+
+def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[Console] = None) -> Path:
+    """Fit one run and write its directory. Returns the run directory."""
+    from grok_lightning.callbacks import build_callbacks
+    from grok_lightning.trainer import build_loggers, build_trainer
+
+    console = console or Console()
+    if cfg.train.flush_denormal:
+        torch.set_flush_denormal(True)
+    seed = cfg.train.seed
+    # Build everything that can fail on bad input before the run directory exists.
+    datamodule, module = build_module(cfg, [seed], [cfg.optim.lr], [cfg.optim.weight_decay])
+
+    run_dir = resume_dir or runs.new_run_dir(cfg.run_root, cfg.task)
+    runs.atomic_write_text(run_dir / "config.yaml", C.to_yaml(cfg))
+    console.print(config_tree(cfg))
+    console.print(f"run directory: [bold]{run_dir}[/]")
+    loggers = build_loggers(cfg, run_dir, run_dir.name)
+    trainer = build_trainer(cfg, run_dir, build_callbacks(cfg, TASKS[cfg.task], run_dir), loggers)
+    start = time.perf_counter()
+    ckpt = runs.last_checkpoint(run_dir) if resume_dir else None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    wall = time.perf_counter() - start
+
+    summary = {
+        "task": cfg.task,
+        "preset": cfg.preset,
+        "run_dir": str(run_dir),
+        "steps_trained": trainer.global_step,
+        "wall_time_s": round(wall, 2),
+        **run_summary(cfg, module),
+        **getattr(module, "summary_extra", {}),
+    }
+    runs.write_json(run_dir / "summary.json", summary)
+    for logger in loggers:
+        logger.finalize("success")
+    final = summary["final"]
+    console.print(
+        f"done in {wall:.1f} s: train/acc {final.get('train/acc', float('nan')):.4f}, "
+        f"val/acc {final.get('val/acc', float('nan')):.4f}, generalised at step {summary['generalise_step']}, "
+        f"outcome [bold]{summary['outcome']}[/]  ->  {run_dir}"
+    )
+    return run_dir
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(USAGE.format(tasks=", ".join(sorted(TASKS))))
+        return 0
+    try:
+        cfg, resume_dir = resolve_config(argv)
+        train(cfg, resume_dir)
+    except C.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

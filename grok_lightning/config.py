@@ -51,17 +51,25 @@ class TrainConfig:
 
 @dataclass
 class CallbackToggle:
+    """One analysis callback: on/off and its cadences in optimiser steps. 0: the callback's
+    default; a negative value: never during training (only its end-of-run figures)."""
+
     enabled: bool = True
-    every: int = 0  # 0: the callback's default cadence
+    every: int = 0  # scalars (heatmaps, stars: images); default max_steps // 50 (stars: end only)
+    images_every: int = 0  # images drawn during training by a scalar callback; default max_steps // 20
 
 
 @dataclass
 class CallbacksConfig:
-    dft_sparsity: CallbackToggle = field(default_factory=CallbackToggle)
-    weight_heatmaps: CallbackToggle = field(default_factory=CallbackToggle)
-    loss_gap: CallbackToggle = field(default_factory=CallbackToggle)
-    fourier_stars: CallbackToggle = field(default_factory=CallbackToggle)
-    progress_measures: CallbackToggle = field(default_factory=CallbackToggle)
+    """The analysis callbacks (callbacks/); each runs only where the task declares its analysis."""
+
+    dft_sparsity: CallbackToggle = field(default_factory=CallbackToggle)  # fourier/ scalars, DFT heatmaps
+    weight_heatmaps: CallbackToggle = field(default_factory=CallbackToggle)  # figures/weights frames
+    loss_gap: CallbackToggle = field(default_factory=CallbackToggle)  # gap/ scalars, loss curves
+    fourier_stars: CallbackToggle = field(default_factory=CallbackToggle)  # stars + logit waves
+    progress_measures: CallbackToggle = field(default_factory=CallbackToggle)  # progress/ restricted, excluded
+    bit_mass: CallbackToggle = field(default_factory=CallbackToggle)  # parity: |W_input| share on first k bits
+    top_k: int = 5  # frequencies counted by fourier/*_top{k}_energy
 
 
 @dataclass
@@ -116,6 +124,28 @@ class ModAddConfig(RunConfig):
 
 
 # ----------------------------------------------------------------------------------------------
+# Sparse parity (SPEC section 3): label = parity of the first k of n_bits random bits
+@dataclass
+class ParityData:
+    n_bits: int = 30
+    k: int = 3
+    train_size: int = 1200  # fixed training set, full batch
+    test_size: int = 5000  # disjoint from the training set
+
+
+@dataclass
+class ParityMLPConfig:
+    n_neurons: int = 32
+    init: str = "torch"  # only torch: the original parity draws are not known
+
+
+@dataclass
+class ParityConfig(RunConfig):
+    data: ParityData = field(default_factory=ParityData)
+    model: ParityMLPConfig = field(default_factory=ParityMLPConfig)
+
+
+# ----------------------------------------------------------------------------------------------
 CHOICES = {
     "logger": ("auto", "wandb", "csv"),
     "optim.regularization": ("l2", "l1", "none"),
@@ -131,6 +161,10 @@ CHOICES = {
 RULES = {
     "data.p": (lambda v: v >= 2, "must be >= 2"),
     "data.train_fraction": (lambda v: 0 < v < 1, "must be in (0, 1)"),
+    "data.n_bits": (lambda v: 1 <= v <= 62, "must be in [1, 62] (sequences are drawn as int64 codes)"),
+    "data.k": (lambda v: v >= 1, "must be >= 1"),
+    "data.train_size": (lambda v: v >= 1, "must be >= 1"),
+    "data.test_size": (lambda v: v >= 1, "must be >= 1"),
     "model.d_embed": (lambda v: v >= 1, "must be >= 1"),
     "model.n_neurons": (lambda v: v >= 1, "must be >= 1"),
     "optim.lr": (lambda v: v > 0, "must be > 0"),
@@ -243,9 +277,20 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"train.checkpoint_every={every} must be a multiple of train.steps_per_call={cfg.train.steps_per_call}"
         )
+    if "n_bits" in cfg.data:  # parity
+        n_bits, data = cfg.data.n_bits, cfg.data
+        if data.k > n_bits:
+            raise ConfigError(f"data.k={data.k} must be <= data.n_bits={n_bits}")
+        if 2**n_bits - data.train_size < data.test_size:
+            raise ConfigError(
+                f"data.test_size={data.test_size} cannot be drawn disjoint from data.train_size={data.train_size}"
+                f" sequences: only 2**{n_bits} = {2**n_bits} exist"
+            )
     if "model" in cfg and cfg.model.get("embed") == "fixed":
         if not cfg.model.freqs or any(f < 1 or f > (cfg.data.p - 1) // 2 for f in cfg.model.freqs):
             raise ConfigError(f"model.freqs={list(cfg.model.freqs)} must be frequencies in 1..(p-1)//2")
+        if cfg.model.collapsed_hidden and cfg.model.collapsed_out:
+            raise ConfigError("model.embed=fixed with collapsed_hidden and collapsed_out leaves nothing to train")
 
 
 def log_every(cfg: DictConfig) -> int:

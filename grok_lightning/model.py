@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from grok_lightning.original_init import fixed_embedding
+
 # Haiku's VarianceScaling(truncated_normal) divides by the std of a unit normal cut at +/-2 sigma,
 # so the drawn values end up with exactly the requested std.
 _TRUNC_STD = 0.87962566103423978
@@ -36,14 +38,8 @@ def haiku_linear_init_(w: torch.Tensor, generator: torch.Generator) -> None:
 
 
 def circular_embedding(p: int, freqs: Sequence[int]) -> torch.Tensor:
-    """Constant embedding [p, 2F]: cos and sin of 2 pi f n / p for each f, each column unit norm."""
-    n = torch.arange(p, dtype=torch.float64)
-    cols = []
-    for f in freqs:
-        angle = 2 * math.pi * f * n / p
-        cols += [torch.cos(angle), torch.sin(angle)]
-    E = torch.stack(cols, dim=1)
-    return E / E.norm(dim=0, keepdim=True)
+    """Constant embedding [p, 2F] float64: cos and sin of 2 pi f n / p for each f, each column unit norm."""
+    return torch.from_numpy(fixed_embedding(p, freqs))
 
 
 def compute_dtype(precision: str) -> torch.dtype:

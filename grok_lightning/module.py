@@ -3,7 +3,9 @@
 Manual optimisation runs `steps_per_call` optimiser steps per training_step, which cuts
 Lightning's per-step overhead; `trainer.global_step` still counts optimiser steps. Metrics are
 measured after update s (0-based) for s % log_every == 0 and at the last step, the original
-notebooks' convention ("step 0" = after the first update), kept on the device as a history
+notebooks' convention ("step 0" = after the first update); as there, train/loss is the loss that
+update s was computed from (before it), accuracies, val/loss and norms are measured after it. They
+are kept on the device as a history
 [n_logged, K, n_metrics] and sent to the loggers at that cadence only.
 """
 
@@ -84,25 +86,28 @@ class GrokModule(L.LightningModule):
             self.manual_backward(loss.sum())  # models are independent: the sum's gradient splits
             opt.step()
             if step % self.log_every == 0 or step == self.max_steps - 1:
-                self.record(step)
+                self.record(step, loss.detach())
 
     # ------------------------------------------------------------------------------ metrics
     @torch.no_grad()
-    def measure(self) -> torch.Tensor:
-        """Every metric of METRICS for each model: [K, len(METRICS)], on the device."""
+    def measure(self, train_loss: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Every metric of METRICS for each model: [K, len(METRICS)], on the device. train_loss:
+        the loss the last update was computed from (the original's logged value); default: now."""
         cols = []
         for split in ("train", "test"):
             inputs, targets = self.data[split]
             logits = self.model(*inputs)
             cols += [self.objective.loss(logits, targets), self.objective.accuracy(logits, targets).to(logits.dtype)]
+        if train_loss is not None:
+            cols[0] = train_loss
         cols.append(cols[2] - cols[0])
         l1 = sum(w.abs().flatten(1).sum(1, dtype=torch.float64) for w in self.model.parameters())
         l2 = sum(w.square().flatten(1).sum(1, dtype=torch.float64) for w in self.model.parameters()).sqrt()
         cols += [l1, l2]
         return torch.stack([c.to(torch.float64) for c in cols], dim=1)
 
-    def record(self, step: int) -> None:
-        values = self.measure()
+    def record(self, step: int, train_loss: Optional[torch.Tensor] = None) -> None:
+        values = self.measure(train_loss)
         self.history_steps.append(step)
         self.history.append(values)
         rows = values.tolist()  # one host copy per logged step

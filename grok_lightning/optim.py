@@ -58,10 +58,12 @@ class BatchedAdam(torch.optim.Optimizer):
                     wd = self.wd_scalar if self.wd_scalar is not None else wd_k
                     grad = grad + wd * torch.sign(p)
                 elif self.decay == "l2" and self.wd_scalar != 0.0:
+                    # p -= lr*wd*p (as optax): p *= (1 - lr*wd) would round the factor to the
+                    # parameter's dtype, a bias of ~1e-8 per step in float32.
                     if self.lr_scalar is not None and self.wd_scalar is not None:
-                        p.mul_(1.0 - self.lr_scalar * self.wd_scalar)
+                        p.add_(p, alpha=-self.lr_scalar * self.wd_scalar)
                     else:
-                        p.mul_(1.0 - lr_k * wd_k)
+                        p.sub_(p * (lr_k * wd_k))
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 m.lerp_(grad, 1.0 - beta1)
                 v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)

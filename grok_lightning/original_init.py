@@ -64,7 +64,7 @@ def _config(seed, p, d_embed, n_neurons, embed, tied_hidden, collapsed_hidden, c
             fixed_embed, freqs) -> dict:
     if embed not in EMBED_MODES:
         raise ValueError(f"embed must be one of {EMBED_MODES}, got {embed!r}")
-    freqs = tuple(int(f) for f in freqs)
+    freqs = tuple(int(f) for f in freqs) if fixed_embed else ()  # freqs only matter when fixed
     if fixed_embed and d_embed != 2 * len(freqs):
         raise ValueError(f"fixed_embed needs d_embed == 2 * len(freqs) = {2 * len(freqs)}, got {d_embed}")
     return dict(seed=int(seed), p=int(p), d_embed=int(d_embed), n_neurons=int(n_neurons),
@@ -100,6 +100,8 @@ class _jax_flags:
 
     def __enter__(self):
         for name, value in self.flags.items():
+            if not hasattr(self.jax.config, name):
+                continue  # a jax too old to have threefry_partitionable draws that way anyway
             self.saved[name] = getattr(self.jax.config, name)
             self.jax.config.update(name, value)
 

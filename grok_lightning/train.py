@@ -133,10 +133,11 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
     runs.atomic_write_text(run_dir / "config.yaml", C.to_yaml(cfg))
     console.print(config_tree(cfg))
     console.print(f"run directory: [bold]{run_dir}[/]")
-    loggers = build_loggers(cfg, run_dir, run_dir.name)
+    ckpt = runs.last_checkpoint(run_dir) if resume_dir else None
+    resume_step = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"] if ckpt else None
+    loggers = build_loggers(cfg, run_dir, run_dir.name, resume_step)
     trainer = build_trainer(cfg, run_dir, build_callbacks(cfg, TASKS[cfg.task], run_dir), loggers)
     start = time.perf_counter()
-    ckpt = runs.last_checkpoint(run_dir) if resume_dir else None
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
     wall = time.perf_counter() - start
 

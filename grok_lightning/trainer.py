@@ -3,6 +3,8 @@ bar, model summary, checkpoints."""
 
 from __future__ import annotations
 
+import csv
+import io
 import netrc
 import os
 import warnings
@@ -12,9 +14,11 @@ from typing import Optional
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, RichModelSummary, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig, OmegaConf
 
 from grok_lightning import config as C
+from grok_lightning import runs
 
 
 class GrokProgressBar(RichProgressBar):
@@ -29,6 +33,47 @@ class GrokProgressBar(RichProgressBar):
             if name in latest:
                 items[name] = f"{latest[name]:.4f}" if "acc" in name else f"{latest[name]:.3g}"
         return items
+
+
+class _ContinuingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing metrics.csv; a resumed run keeps the rows logged
+    before its checkpoint (later ones are measured again) and appends to them."""
+
+    def __init__(self, log_dir: str, keep_before_step: int):
+        self.keep_before_step = keep_before_step
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        if not path.is_file():
+            return
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            header = list(reader.fieldnames or [])
+            rows = [r for r in reader if r.get("step") and int(r["step"]) < self.keep_before_step]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+        runs.atomic_write_text(path, buf.getvalue())
+        self.metrics_keys = header
+
+
+class RunCSVLogger(CSVLogger):
+    """metrics.csv directly in the run directory; `keep_before_step` continues a resumed run's file."""
+
+    def __init__(self, run_dir: Path, keep_before_step: Optional[int] = None):
+        super().__init__(save_dir=str(run_dir), name="", version="")
+        self.keep_before_step = keep_before_step
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            if self.keep_before_step is None:
+                self._experiment = ExperimentWriter(log_dir=self.log_dir)
+            else:
+                self._experiment = _ContinuingWriter(self.log_dir, self.keep_before_step)
+        return self._experiment
 
 
 def wandb_credentials_present() -> bool:
@@ -49,8 +94,10 @@ def wandb_mode() -> str:
     return "online" if wandb_credentials_present() else "offline"
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path, run_id: str) -> list[Logger]:
-    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="", version="")]
+def build_loggers(
+    cfg: DictConfig, run_dir: Path, run_id: str, resume_step: Optional[int] = None
+) -> list[Logger]:
+    loggers: list[Logger] = [RunCSVLogger(run_dir, resume_step)]
     if cfg.logger == "csv":
         return loggers
     try:
@@ -79,8 +126,16 @@ def build_loggers(cfg: DictConfig, run_dir: Path, run_id: str) -> list[Logger]:
 
 
 def build_trainer(
-    cfg: DictConfig, run_dir: Optional[Path], callbacks: list, loggers: list | bool, *, checkpoints: bool = True
+    cfg: DictConfig,
+    run_dir: Optional[Path],
+    callbacks: list,
+    loggers: list | bool,
+    *,
+    checkpoints: bool = True,
+    **trainer_kwargs,
 ) -> L.Trainer:
+    """trainer_kwargs replace the config's Trainer arguments: a sweep rank pins its own device
+    (accelerator, devices=[local_rank], strategy=SingleDeviceStrategy) so Lightning never sets up DDP."""
     cbs = list(callbacks)
     if cfg.train.progress_bar:
         cbs += [GrokProgressBar(), RichModelSummary(max_depth=2)]
@@ -94,7 +149,7 @@ def build_trainer(
                 save_last=True,
             )
         )
-    return L.Trainer(
+    kwargs = dict(
         accelerator=cfg.train.accelerator,
         devices=cfg.train.devices,
         max_steps=cfg.train.max_steps,
@@ -109,3 +164,5 @@ def build_trainer(
         default_root_dir=str(run_dir) if run_dir else None,
         precision="32-true",  # dtypes are the model's own choice (see model.compute_dtype)
     )
+    kwargs.update(trainer_kwargs)
+    return L.Trainer(**kwargs)

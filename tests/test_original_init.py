@@ -115,65 +115,25 @@ def test_missing_extra_error(monkeypatch):
 
 # (d) replay of the original notebooks' logged numbers in plain torch -----------------------------
 
-def _replay(preset, train_fraction, weight_decay, lr, log_steps):
-    """Float64 forward, float32 embedding parameter, AdamW, full batch, CE / p loss."""
-    torch = pytest.importorskip("torch")
-    cfg = ORIGINAL_PRESETS[preset]
-    p, seed = cfg["p"], cfg["seed"]
-    pairs = np.array([(a, b) for a in range(p) for b in range(a, p)])
-    perm = np.random.RandomState(seed).permutation(len(pairs))  # split seed == init seed
-    n_train = int(train_fraction * len(pairs))
-    data = {}
-    for split, idx in [("train", perm[:n_train]), ("test", perm[n_train:])]:
-        x = torch.as_tensor(pairs[idx])
-        data[split] = (x[:, 0], x[:, 1], (x[:, 0] + x[:, 1]) % p)
+def _replay(task, n_train, n_test, *overrides, log_every, max_steps, tmp_path):
+    """Train through the package's own Lightning path in the original precision; read metrics.csv."""
+    import csv
 
-    params = {k: torch.nn.Parameter(torch.from_numpy(v.copy()))
-              for k, v in load_preset_params(preset).items()}
-    fixed = torch.from_numpy(fixed_embedding(p, cfg["freqs"])) if cfg["fixed_embed"] else None
+    from grok_lightning.train import main
 
-    def embedding():
-        # A separate float32 -> float64 cast per use, as jnp's type promotion does: each use's
-        # gradient is cast back to float32 (so the embedding's grad is float32, as in JAX).
-        return fixed if fixed is not None else params["embed"].double()
-
-    def forward(a, b):
-        h = embedding()[a] @ params["hidden"] + embedding()[b] @ params["hidden"]
-        return torch.relu(h) @ params["out"] @ embedding().T
-
-    def metrics(split):
-        a, b, y = data[split]
-        logits = forward(a, b)
-        loss = torch.nn.functional.cross_entropy(logits, y) / p  # mean over batch x classes
-        return loss, int((logits.argmax(-1) == y).sum())
-
-    # torch's AdamW decays by `param *= 1 - lr * wd` with that factor rounded to the param's dtype:
-    # for the float32 embedding 0.999 becomes 0.99900001, a bias of 1.3e-8 per step that shifts the
-    # step-100 L2 norm by ~3e-5. optax decays elementwise (p - lr * (adam + wd * p)), so the
-    # float32 embedding gets its decoupled decay by hand; the float64 Linears use AdamW's own.
-    decayed_by_hand = [v for v in params.values() if v.dtype == torch.float32]
-    others = [v for v in params.values() if v.dtype != torch.float32]
-    opt = torch.optim.AdamW([dict(params=others, weight_decay=weight_decay),
-                             dict(params=decayed_by_hand, weight_decay=0.0)],
-                            lr=lr, betas=(0.9, 0.98), eps=1e-8)
-    logged = {}
-    for step in range(max(log_steps) + 1):
-        opt.zero_grad()
-        loss = metrics("train")[0]
-        loss.backward()
-        with torch.no_grad():
-            for v in decayed_by_hand:
-                v.sub_(lr * weight_decay * v)  # decay of the pre-update value, as AdamW does
-        opt.step()
-        # The original logged, for step k, the training loss its update step returned (computed
-        # *before* update k) next to accuracies and norms computed *after* update k.
-        if step in log_steps:
-            with torch.no_grad():
-                flat = torch.cat([v.detach().double().flatten() for v in params.values()])
-                logged[step] = dict(train_loss=loss.item(), train_correct=metrics("train")[1],
-                                    test_correct=metrics("test")[1], l1=flat.abs().sum().item(),
-                                    l2=flat.square().sum().sqrt().item())
-    return logged
+    root = tmp_path / "runs"
+    args = [f"task={task}", f"run_root={root}", "logger=csv", "train.progress_bar=false", "model.init=original",
+            "train.precision=original", f"train.log_every={log_every}", f"train.max_steps={max_steps}", *overrides]
+    assert main(args) == 0
+    (run_dir,) = (root / task).iterdir()
+    with open(run_dir / "metrics.csv") as f:
+        rows = {int(r["step"]): r for r in csv.DictReader(f)}
+    return {
+        step: dict(train_loss=float(r["train/loss"]), train_correct=round(float(r["train/acc"]) * n_train),
+                   test_correct=round(float(r["val/acc"]) * n_test), l1=float(r["weights/l1"]),
+                   l2=float(r["weights/l2"]))
+        for step, r in rows.items()
+    }
 
 
 def _check(logged, targets):
@@ -188,8 +148,8 @@ def _check(logged, targets):
                 assert abs(got - float(value)) <= half_last_digit * (1 + 1e-9), (step, key, got)
 
 
-def test_replay_main_preset():
-    logged = _replay("main", train_fraction=0.4, weight_decay=1.0, lr=1e-3, log_steps=(0, 100, 300))
+def test_replay_main_preset(tmp_path):
+    logged = _replay("modadd", 911, 1367, log_every=100, max_steps=301, tmp_path=tmp_path)
     # printed: acc 0.017563 / 0.015362 (step 0), 0.519210 / 0.002926 (step 100) of 911 / 1367
     _check(logged, {
         0: dict(train_loss="0.0651885", train_correct=16, test_correct=21, l1="6898.158",
@@ -197,21 +157,20 @@ def test_replay_main_preset():
         100: dict(train_loss="0.0281878", train_correct=473, test_correct=4, l2="38.57286"),
     })
     # Step 300 (printed: train acc 0.994512 = 906/911, L2 46.17758) is past where rounding
-    # differences stay small: this replay gets 904 / 46.18542, jax 0.10.2 + optax 0.2.8 on CPU
-    # with the same initial params gets 905 / 46.18297. Only a loose check.
+    # differences stay small: jax 0.10.2 + optax 0.2.8 on CPU with the same initial params gets
+    # 905 / 46.18297. Only a loose check.
     assert abs(logged[300]["train_correct"] - 906) <= 3
     assert logged[300]["l2"] == pytest.approx(46.17758, rel=5e-4)
 
 
-def test_replay_fixed_embed_preset():
-    logged = _replay("fixed_embed", train_fraction=0.3, weight_decay=0.001, lr=1e-2, log_steps=(0, 30))
+def test_replay_fixed_embed_preset(tmp_path):
+    logged = _replay("fixed_embed", 683, 1595, log_every=30, max_steps=31, tmp_path=tmp_path)
     # printed: acc 0.016105 / 0.014420 (step 0), train 0.021962 (step 30) of 683 / 1595
     _check(logged, {
         0: dict(train_loss="0.0627518", train_correct=11, test_correct=23, l1="9.763002",
                 l2="2.578219"),
         30: dict(train_correct=15, l2="3.284616"),
     })
-
 
 def test_fixed_embedding_is_unit_norm_circle():
     emb = fixed_embedding(67, (1, 3))

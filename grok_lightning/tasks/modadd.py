@@ -8,9 +8,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from grok_lightning.config import ModAddConfig
+from grok_lightning.config import ConfigError, ModAddConfig
 from grok_lightning.model import FactoredMLP
 from grok_lightning.objectives import Multiclass
+from grok_lightning.original_init import MissingExtraError, load_original_params
 from grok_lightning.tasks.base import FullBatchDataModule, Task
 
 
@@ -54,7 +55,7 @@ def build_datamodule(cfg: DictConfig, seeds: Sequence[int]) -> ModAddDataModule:
 
 def build_model(cfg: DictConfig, seeds: Sequence[int]) -> FactoredMLP:
     m = cfg.model
-    return FactoredMLP(
+    model = FactoredMLP(
         seeds=seeds,
         p=cfg.data.p,
         d_embed=m.d_embed,
@@ -67,6 +68,33 @@ def build_model(cfg: DictConfig, seeds: Sequence[int]) -> FactoredMLP:
         freqs=list(m.freqs),
         precision=cfg.train.precision,
     )
+    if m.init == "original":
+        load_original_init(model, cfg, seeds)
+    return model
+
+
+def load_original_init(model: FactoredMLP, cfg: DictConfig, seeds: Sequence[int]) -> None:
+    """Each model's initial weights as the original JAX/Haiku notebooks drew them for its seed:
+    stored files for the presets, a fresh draw (the `original` extra) for anything else."""
+    m = cfg.model
+    fixed = m.embed == "fixed"
+    for k, seed in enumerate(seeds):
+        try:
+            arrays = load_original_params(
+                seed=seed,
+                p=cfg.data.p,
+                d_embed=model.d_embed,
+                n_neurons=m.n_neurons,
+                embed="tied" if fixed else m.embed,
+                tied_hidden=m.tied_hidden,
+                collapsed_hidden=m.collapsed_hidden,
+                collapsed_out=m.collapsed_out,
+                fixed_embed=fixed,
+                freqs=tuple(m.freqs),
+            )
+        except MissingExtraError as exc:
+            raise ConfigError(f"model.init=original for this configuration: {exc}") from None
+        model.load_model_params(k, arrays)
 
 
 def build_objective(cfg: DictConfig) -> Multiclass:

@@ -1,0 +1,130 @@
+"""The sweep's phase diagram: one cell per grid point, one small square per model (seed) coloured
+by its outcome class, so a cell shows the mix of outcomes over its seeds. Two grid keys are the
+axes; any further keys make one panel per combination. Pure: table rows in, matplotlib Figure out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Mapping, Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from grok_lightning.outcome import OUTCOMES  # noqa: E402
+
+# fail grey, memorise orange, generalise blue, grok green: distinguishable with common colour-vision deficiencies
+OUTCOME_COLOURS = {"fail": "#9e9e9e", "memorise": "#e8772e", "generalise": "#3a78c2", "grok": "#2fa36b"}
+DIVERGED_COLOUR = "#222222"
+_SQUARE, _SEP, _CELL_GAP = 6, 1, 5  # pixels: a model's square, the line between squares, between cells
+
+
+def short_name(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _sorted_unique(values) -> list:
+    unique = list(dict.fromkeys(values))
+    try:
+        return sorted(unique)
+    except TypeError:  # mixed types: keep first-seen order
+        return unique
+
+
+def _rgb(hex_colour: str) -> np.ndarray:
+    return np.array(matplotlib.colors.to_rgb(hex_colour))
+
+
+def phase_diagram(
+    records: Sequence[Mapping[str, Any]],
+    x: Optional[str] = None,
+    y: Optional[str] = None,
+    facets: Sequence[str] = (),
+    *,
+    title: str = "",
+    outcome_key: str = "outcome",
+    diverged_key: str = "diverged",
+) -> Figure:
+    """records: one mapping per model with the x / y / facet keys and its outcome (and optionally
+    diverged=True, drawn dark whatever the outcome). x or y None: a single column / row."""
+    xs = _sorted_unique(r[x] for r in records) if x else [None]
+    ys = _sorted_unique(r[y] for r in records) if y else [None]
+    panels = _sorted_unique(tuple(r[k] for k in facets) for r in records) if facets else [()]
+    order = {name: i for i, name in enumerate(OUTCOMES)}
+
+    cells: dict[tuple, list] = {}
+    for r in records:
+        key = (tuple(r[k] for k in facets), r[x] if x else None, r[y] if y else None)
+        state = "diverged" if r.get(diverged_key) in (True, "True", "true", 1) else r[outcome_key]
+        cells.setdefault(key, []).append(state)
+    per_cell = max((len(v) for v in cells.values()), default=1)
+    cols = math.ceil(math.sqrt(per_cell))  # squares per cell row; cells stay near square
+    rows = math.ceil(per_cell / cols)
+    pitch = _SQUARE + _SEP
+    cell_w, cell_h = cols * pitch + _CELL_GAP, rows * pitch + _CELL_GAP
+    colours = {**{k: _rgb(v) for k, v in OUTCOME_COLOURS.items()}, "diverged": _rgb(DIVERGED_COLOUR)}
+
+    n_panels = len(panels)
+    ncols = min(n_panels, 5)
+    nrows = math.ceil(n_panels / ncols)
+    inch_per_px = 0.42 / max(cell_w, cell_h) * max(1.0, min(2.0, math.sqrt(per_cell) / 3))
+    panel_w = max(1.6, len(xs) * cell_w * inch_per_px)
+    panel_h = max(1.2, len(ys) * cell_h * inch_per_px)
+    if len(xs) * len(ys) * n_panels == 1:  # one cell (a seeds-only sweep): draw it large
+        panel_w = panel_h = 3.5
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        # at least wide enough for the legend and title
+        figsize=(max(6.5, ncols * (panel_w + 0.5) + 1.0), nrows * (panel_h + 0.9) + 1.1),
+        squeeze=False,
+        sharey=True,
+    )
+    for i, panel in enumerate(panels):
+        ax = axes[i // ncols][i % ncols]
+        image = np.ones((len(ys) * cell_h, len(xs) * cell_w, 3))
+        for yi, yv in enumerate(ys):
+            for xi, xv in enumerate(xs):
+                states = sorted(cells.get((panel, xv, yv), []), key=lambda s: order.get(s, len(order)))
+                # top row of the image is the largest y: row 0 of the array is drawn at the top
+                top = (len(ys) - 1 - yi) * cell_h + _CELL_GAP // 2
+                left = xi * cell_w + _CELL_GAP // 2
+                for j, state in enumerate(states):
+                    r0, c0 = top + (j // cols) * pitch, left + (j % cols) * pitch
+                    image[r0 : r0 + _SQUARE, c0 : c0 + _SQUARE] = colours[state]
+        ax.imshow(image, interpolation="nearest", aspect="equal")
+        ax.set_xticks([(xi + 0.5) * cell_w - 0.5 for xi in range(len(xs))])
+        ax.set_xticklabels([_fmt(v) for v in xs] if x else [""])
+        ax.set_yticks([(len(ys) - 1 - yi + 0.5) * cell_h - 0.5 for yi in range(len(ys))])
+        ax.set_yticklabels([_fmt(v) for v in ys] if y else [""])
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if x:
+            ax.set_xlabel(short_name(x))
+        if y and i % ncols == 0:
+            ax.set_ylabel(short_name(y))
+        if facets:
+            ax.set_title(", ".join(f"{short_name(k)}={_fmt(v)}" for k, v in zip(facets, panel)), fontsize=10)
+    for j in range(n_panels, nrows * ncols):
+        axes[j // ncols][j % ncols].axis("off")
+
+    counts = Counter(s for states in cells.values() for s in states)
+    handles = [Patch(color=OUTCOME_COLOURS[o], label=f"{o} ({counts.get(o, 0)})") for o in OUTCOMES]
+    if counts.get("diverged"):
+        handles.append(Patch(color=DIVERGED_COLOUR, label=f"diverged ({counts['diverged']})"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9)
+    n_seeds = f"{per_cell} seeds per cell" if per_cell > 1 else "1 model per cell"
+    fig.suptitle(f"{title}: outcome of {len(records)} models ({n_seeds})" if title else n_seeds, fontsize=11)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
+    return fig

@@ -1,0 +1,32 @@
+"""The 20-parameter model on a circle (SPEC section 2, `fixed_embed`): modular addition whose
+embedding is the constant cos/sin circle of `model.freqs`; only Win and Wout train.
+
+Same data, model and loss as modadd (reused, not copied); this task only pins embed=fixed.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from omegaconf import DictConfig
+
+from grok_lightning.config import ConfigError, ModAddConfig
+from grok_lightning.model import FactoredMLP
+from grok_lightning.tasks import modadd
+from grok_lightning.tasks.base import Task
+
+
+def build_model(cfg: DictConfig, seeds: Sequence[int]) -> FactoredMLP:
+    if cfg.model.embed != "fixed":
+        raise ConfigError(f"model.embed={cfg.model.embed!r}: task fixed_embed needs embed=fixed (else use modadd)")
+    return modadd.build_model(cfg, seeds)
+
+
+TASK = Task(
+    name="fixed_embed",
+    config_class=ModAddConfig,
+    build_datamodule=modadd.build_datamodule,
+    build_model=build_model,
+    build_objective=modadd.build_objective,
+    analyses=frozenset({"fourier", "heatmaps"}),
+)

@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Optional torch pin installed before the package, e.g. TORCH=torch==2.13.0 for a local CPU wheel.
 TORCH ?=
+# Extras installed with the package; add `original` (jax + dm-haiku) to draw the original weights.
+EXTRAS ?= dev
 TASK ?= modadd
 PRESET ?=
 SWEEP ?= parity_phase
@@ -25,7 +27,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(TORCH),$(PY) -m pip install -q "$(TORCH)")
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the package (done automatically by every target)

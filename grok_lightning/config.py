@@ -46,6 +46,8 @@ class TrainConfig:
     accelerator: str = "auto"
     devices: int = 1
     flush_denormal: bool = True  # CPU only: denormal floats late in training are very slow on Intel
+    cpu_threads: int = 1  # torch threads on CPU; 0 = torch's default. Tiny models gain nothing from
+    # more, and lose badly when another process shares the cores.
     progress_bar: bool = True
 
 
@@ -177,6 +179,7 @@ RULES = {
     "train.checkpoint_every": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 100)"),
     "train.steps_per_call": (lambda v: v >= 1, "must be >= 1"),
     "train.devices": (lambda v: v >= 1, "must be >= 1"),
+    "train.cpu_threads": (lambda v: v >= 0, "must be >= 0 (0 = torch's default)"),
     "train.seed": (lambda v: 0 <= v < 2**32, "must be in [0, 2**32)"),
     "outcome.loss_threshold": (lambda v: v > 0, "must be > 0"),
     "outcome.ratio_threshold": (lambda v: v > 0, "must be > 0"),

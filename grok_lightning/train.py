@@ -125,6 +125,8 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
     console = console or Console()
     if cfg.train.flush_denormal:
         torch.set_flush_denormal(True)
+    if cfg.train.cpu_threads:
+        torch.set_num_threads(cfg.train.cpu_threads)
     seed = cfg.train.seed
     # Build everything that can fail on bad input before the run directory exists.
     datamodule, module = build_module(cfg, [seed], [cfg.optim.lr], [cfg.optim.weight_decay])

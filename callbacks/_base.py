@@ -27,6 +27,9 @@ from grok_lightning.module import METRICS
 
 SCALAR_DIVISOR = 50  # default scalar cadence: max_steps // 50 (1,000 on the main preset)
 IMAGE_DIVISOR = 20  # default image cadence: max_steps // 20 (2,500: twenty frames for the W&B slider)
+# Floors on the defaults: a figure costs about as much as 100 training steps, so a short run
+# drawing twenty frames would spend more time drawing than training.
+SCALAR_FLOOR, IMAGE_FLOOR = 100, 1000
 
 
 def resolve_cadence(value: int, default: int, steps_per_call: int) -> int:
@@ -63,8 +66,10 @@ class AnalysisCallback(Callback):
         self.cfg, self.task = cfg, task
         self.figure_dir = Path(run_dir) / "figures" if run_dir is not None else None
         spc, max_steps = cfg.train.steps_per_call, cfg.train.max_steps
-        default = max_steps // self.default_every if self.default_every else 0
-        default_images = max_steps // self.default_images_every if self.default_images_every else 0
+        default = max(max_steps // self.default_every, SCALAR_FLOOR) if self.default_every else 0
+        default_images = (
+            max(max_steps // self.default_images_every, IMAGE_FLOOR) if self.default_images_every else 0
+        )
         self.every = resolve_cadence(every, default, spc)
         self.images_every = resolve_cadence(images_every, default_images, spc)
         self.steps: list[int] = []  # steps of the recorded scalars, kept for the end-of-run figures
@@ -101,7 +106,7 @@ class AnalysisCallback(Callback):
         self.steps.append(step)
         for name, v in values.items():
             self.series.setdefault(name, [float("nan")] * (len(self.steps) - 1)).append(v)
-        for name, series in self.series.items():  # keep every series aligned with steps
+        for series in self.series.values():  # keep every series aligned with steps
             if len(series) < len(self.steps):
                 series.append(float("nan"))
         if trainer is not None:
@@ -139,8 +144,13 @@ class AnalysisCallback(Callback):
             return {"memorise_step": None, "generalise_step": None, "outcome": None}
         col = {name: values[:, 0, i].tolist() for i, name in enumerate(METRICS)}
         return outcome.summarise(
-            steps, col["train/loss"], col["val/loss"], col["train/acc"], col["val/acc"],
-            loss_threshold=self.cfg.outcome.loss_threshold, ratio_threshold=self.cfg.outcome.ratio_threshold,
+            steps,
+            col["train/loss"],
+            col["val/loss"],
+            col["train/acc"],
+            col["val/acc"],
+            loss_threshold=self.cfg.outcome.loss_threshold,
+            ratio_threshold=self.cfg.outcome.ratio_threshold,
         )
 
     def step_marks(self, pl_module) -> dict:
@@ -164,7 +174,13 @@ class AnalysisCallback(Callback):
         self.seconds += time.perf_counter() - start
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if not trainer.is_global_zero or trainer.global_step == 0:
+        # An interrupted run (Ctrl-C, SIGTERM) ends later, on resume: measuring now would add a
+        # row that an uninterrupted run does not have.
+        if (
+            not trainer.is_global_zero
+            or trainer.global_step == 0
+            or getattr(pl_module, "stop_requested", False)
+        ):
             return
         start = time.perf_counter()
         step = trainer.global_step - 1
@@ -173,7 +189,8 @@ class AnalysisCallback(Callback):
         self.finish(pl_module, step, trainer)
         self.seconds += time.perf_counter() - start
         extra = pl_module.__dict__.setdefault("summary_extra", {})
-        extra.update(self.summary(pl_module))
+        with torch.no_grad():
+            extra.update(self.summary(pl_module))
         extra.setdefault("callback_seconds", {})[self.key] = round(self.seconds, 3)
 
     # The scalar series survive a resume through the checkpoint.

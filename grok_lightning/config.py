@@ -57,8 +57,8 @@ class CallbackToggle:
     default; a negative value: never during training (only its end-of-run figures)."""
 
     enabled: bool = True
-    every: int = 0  # scalars (heatmaps, stars: images); default max_steps // 50 (stars: end only)
-    images_every: int = 0  # images drawn during training by a scalar callback; default max_steps // 20
+    every: int = 0  # scalars (heatmaps, stars: images); default max(max_steps // 50, 100) (stars: end only)
+    images_every: int = 0  # images drawn by a scalar callback; default max(max_steps // 10 or 20, 1000)
 
 
 @dataclass
@@ -69,8 +69,8 @@ class CallbacksConfig:
     weight_heatmaps: CallbackToggle = field(default_factory=CallbackToggle)  # figures/weights frames
     loss_gap: CallbackToggle = field(default_factory=CallbackToggle)  # gap/ scalars, loss curves
     fourier_stars: CallbackToggle = field(default_factory=CallbackToggle)  # stars + logit waves
-    progress_measures: CallbackToggle = field(default_factory=CallbackToggle)  # progress/ restricted, excluded
-    bit_mass: CallbackToggle = field(default_factory=CallbackToggle)  # parity: |W_input| share on first k bits
+    progress_measures: CallbackToggle = field(default_factory=CallbackToggle)  # progress/ Nanda et al.
+    bit_mass: CallbackToggle = field(default_factory=CallbackToggle)  # parity: |W_input| on bits 1..k
     top_k: int = 5  # frequencies counted by fourier/*_top{k}_energy
 
 
@@ -286,8 +286,8 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"data.k={data.k} must be <= data.n_bits={n_bits}")
         if 2**n_bits - data.train_size < data.test_size:
             raise ConfigError(
-                f"data.test_size={data.test_size} cannot be drawn disjoint from data.train_size={data.train_size}"
-                f" sequences: only 2**{n_bits} = {2**n_bits} exist"
+                f"data.test_size={data.test_size} cannot be drawn disjoint from "
+                f"data.train_size={data.train_size} sequences: only 2**{n_bits} = {2**n_bits} exist"
             )
     if "model" in cfg and cfg.model.get("embed") == "fixed":
         if not cfg.model.freqs or any(f < 1 or f > (cfg.data.p - 1) // 2 for f in cfg.model.freqs):

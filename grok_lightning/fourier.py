@@ -87,7 +87,9 @@ def frequency_norms(dft: Tensor) -> Tensor:
     (index 0 = constant, index k = frequency k)."""
     p = dft.shape[-2]
     idx = row_frequency(p).to(dft.device)
-    energy = torch.zeros(*dft.shape[:-2], n_frequencies(p) + 1, dft.shape[-1], dtype=dft.dtype, device=dft.device)
+    energy = torch.zeros(
+        *dft.shape[:-2], n_frequencies(p) + 1, dft.shape[-1], dtype=dft.dtype, device=dft.device
+    )
     energy.index_add_(-2, idx, dft.square())
     return energy.sqrt()
 
@@ -257,7 +259,8 @@ def frequency_group_waves(
     d = (a + b - c) mod p, and its least-squares fit A cos(2 pi f d / p + phi).
 
     Returns per group: freq, neurons, wave [p], spread [p] (std over the cells of each d),
-    fit [p], r2 (share of the contribution's variance over all cells that the cosine explains)."""
+    fit [p] = offset + amplitude cos(2 pi f d / p + phase), and r2 (share of the contribution's
+    variance over all cells that the cosine explains)."""
     p = W_output.shape[-1]
     h = hidden_grid(W_in_a, W_in_b, act)  # [p, p, n]
     a = torch.arange(p, device=h.device)
@@ -277,7 +280,20 @@ def frequency_group_waves(
         centred = contrib - contrib.mean()
         explained = (fit - coef[0]).square().sum() * count
         r2 = float(explained / centred.square().sum().clamp_min(1e-30))
-        out.append({"freq": f, "neurons": neurons, "wave": wave, "spread": spread, "fit": fit, "r2": r2})
+        c0, c_cos, c_sin = coef.tolist()
+        out.append(
+            {
+                "freq": f,
+                "neurons": neurons,
+                "wave": wave,
+                "spread": spread,
+                "fit": fit,
+                "r2": r2,
+                "offset": c0,
+                "amplitude": math.hypot(c_cos, c_sin),
+                "phase": math.atan2(-c_sin, c_cos),
+            }
+        )
     return out
 
 

@@ -18,6 +18,14 @@ import torch
 
 from grok_lightning.optim import BatchedAdam
 
+class Diverged(RuntimeError):
+    """A single run's loss became NaN or Inf; `step` is the first update that produced it."""
+
+    def __init__(self, step: int):
+        super().__init__(f"loss is not finite at step {step}: the run diverged")
+        self.step = step
+
+
 METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "gap/loss", "weights/l1", "weights/l2")
 
 
@@ -50,6 +58,7 @@ class GrokModule(L.LightningModule):
         self.history: list[torch.Tensor] = []  # each [K, len(METRICS)], on the device
         self.latest: dict[str, float] = {}  # model 0's last logged metrics, for the progress bar
         self.data: dict[str, tuple] = {}
+        self.stop_requested = False  # set by a signal handler: stop at the end of this call
 
     # ------------------------------------------------------------------------------ data
     def on_fit_start(self) -> None:
@@ -78,15 +87,25 @@ class GrokModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         opt = self.optimizers()
         inputs, targets = self.data["train"]
-        n = min(self.steps_per_call, self.max_steps - self.global_step)
-        for _ in range(n):
+        first = self.global_step
+        losses = []
+        for _ in range(min(self.steps_per_call, self.max_steps - first)):
             step = self.global_step  # index of the update about to happen
             loss = self.objective.loss(self.model(*inputs), targets)
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss.sum())  # models are independent: the sum's gradient splits
             opt.step()
+            losses.append(loss.detach())
             if step % self.log_every == 0 or step == self.max_steps - 1:
                 self.record(step, loss.detach())
+        # One host sync per call, not per step. In a batch of models a diverged one is only marked
+        # (its NaNs stay in its own slice); a single run stops before a checkpoint can save NaNs.
+        if self.n_models == 1:
+            finite = torch.isfinite(torch.stack(losses))
+            if not bool(finite.all()):
+                raise Diverged(first + int((~finite).nonzero()[0, 0]))
+        if self.stop_requested:
+            self.trainer.should_stop = True
 
     # ------------------------------------------------------------------------------ metrics
     @torch.no_grad()

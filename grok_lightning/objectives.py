@@ -41,5 +41,6 @@ class Binary:
         return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none").mean(dim=1)
 
     def accuracy(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        acc = binary_accuracy((logits > 0).long(), targets, multidim_average="samplewise", validate_args=False)
+        predicted = (logits > 0).long()
+        acc = binary_accuracy(predicted, targets, multidim_average="samplewise", validate_args=False)
         return acc.reshape(logits.shape[0])  # torchmetrics squeezes K = 1 to a scalar

@@ -19,7 +19,7 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from grok_lightning.outcome import OUTCOMES  # noqa: E402
 
-# fail grey, memorise orange, generalise blue, grok green: distinguishable with common colour-vision deficiencies
+# fail grey, memorise orange, generalise blue, grok green: apart under common colour-vision deficiencies
 OUTCOME_COLOURS = {"fail": "#9e9e9e", "memorise": "#e8772e", "generalise": "#3a78c2", "grok": "#2fa36b"}
 DIVERGED_COLOUR = "#222222"
 _SQUARE, _SEP, _CELL_GAP = 6, 1, 5  # pixels: a model's square, the line between squares, between cells
@@ -115,7 +115,10 @@ def phase_diagram(
         if y and i % ncols == 0:
             ax.set_ylabel(short_name(y))
         if facets:
-            ax.set_title(", ".join(f"{short_name(k)}={_fmt(v)}" for k, v in zip(facets, panel)), fontsize=10)
+            ax.set_title(
+                ", ".join(f"{short_name(k)}={_fmt(v)}" for k, v in zip(facets, panel, strict=True)),
+                fontsize=10,
+            )
     for j in range(n_panels, nrows * ncols):
         axes[j // ncols][j % ncols].axis("off")
 
@@ -126,5 +129,6 @@ def phase_diagram(
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9)
     n_seeds = f"{per_cell} seeds per cell" if per_cell > 1 else "1 model per cell"
     fig.suptitle(f"{title}: outcome of {len(records)} models ({n_seeds})" if title else n_seeds, fontsize=11)
-    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
+    height = fig.get_figheight()  # fixed room in inches: the legend below, the title above
+    fig.tight_layout(rect=(0, 0.4 / height, 1, 1 - 0.3 / height))
     return fig

@@ -6,6 +6,7 @@ config -> task (data, model, objective) -> GrokModule + Trainer + callbacks -> f
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from rich.tree import Tree
 
 from grok_lightning import config as C
 from grok_lightning import outcome, runs
-from grok_lightning.module import METRICS, GrokModule
+from grok_lightning.module import METRICS, Diverged, GrokModule
 from grok_lightning.tasks import TASKS
 
 USAGE = """usage: python -m grok_lightning.train task=<task> [preset=<preset>] [key=value ...]
@@ -118,8 +119,10 @@ def run_summary(cfg: DictConfig, module: GrokModule, k: int = 0) -> dict:
 
 
 def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[Console] = None) -> Path:
-    """Fit one run and write its directory. Returns the run directory."""
+    """Fit one run and write its directory; summary.json's `status` says how it ended
+    (finished / interrupted / diverged). Returns the run directory."""
     from grok_lightning.callbacks import build_callbacks
+    from grok_lightning.interrupt import GracefulStop
     from grok_lightning.trainer import build_loggers, build_trainer
 
     console = console or Console()
@@ -127,9 +130,8 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
         torch.set_flush_denormal(True)
     if cfg.train.cpu_threads:
         torch.set_num_threads(cfg.train.cpu_threads)
-    seed = cfg.train.seed
     # Build everything that can fail on bad input before the run directory exists.
-    datamodule, module = build_module(cfg, [seed], [cfg.optim.lr], [cfg.optim.weight_decay])
+    datamodule, module = build_module(cfg, [cfg.train.seed], [cfg.optim.lr], [cfg.optim.weight_decay])
 
     run_dir = resume_dir or runs.new_run_dir(cfg.run_root, cfg.task)
     runs.atomic_write_text(run_dir / "config.yaml", C.to_yaml(cfg))
@@ -138,30 +140,53 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
     ckpt = runs.last_checkpoint(run_dir) if resume_dir else None
     resume_step = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"] if ckpt else None
     loggers = build_loggers(cfg, run_dir, run_dir.name, resume_step)
-    trainer = build_trainer(cfg, run_dir, build_callbacks(cfg, TASKS[cfg.task], run_dir), loggers)
+    stopper = GracefulStop(run_dir / "checkpoints" / "last.ckpt")
+    callbacks = [*build_callbacks(cfg, TASKS[cfg.task], run_dir), stopper]
+    trainer = build_trainer(cfg, run_dir, callbacks, loggers)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    status, diverged_at = "finished", None
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    except Diverged as exc:
+        status, diverged_at = "diverged", exc.step
+    if stopper.received is not None:
+        status = "interrupted"
     wall = time.perf_counter() - start
 
     summary = {
         "task": cfg.task,
         "preset": cfg.preset,
         "run_dir": str(run_dir),
+        "status": status,
         "steps_trained": trainer.global_step,
         "wall_time_s": round(wall, 2),
         **run_summary(cfg, module),
         **getattr(module, "summary_extra", {}),
     }
+    if diverged_at is not None:
+        summary["diverged_at_step"] = diverged_at
     runs.write_json(run_dir / "summary.json", summary)
     for logger in loggers:
-        logger.finalize("success")
+        logger.finalize("success" if status == "finished" else "failed")
     final = summary["final"]
-    console.print(
-        f"done in {wall:.1f} s: train/acc {final.get('train/acc', float('nan')):.4f}, "
-        f"val/acc {final.get('val/acc', float('nan')):.4f}, generalised at step {summary['generalise_step']}, "
-        f"outcome [bold]{summary['outcome']}[/]  ->  {run_dir}"
-    )
+    if status == "diverged":
+        last = runs.last_checkpoint(run_dir)
+        console.print(f"[red]diverged: the loss is not finite at step {diverged_at}[/]; last good checkpoint: {last}")
+    elif status == "interrupted":
+        console.print(
+            f"[yellow]interrupted at step {trainer.global_step}[/]; checkpoint saved. Resume with:\n"
+            f"  make train ARGS=\"resume={run_dir}\""
+        )
+    else:
+        console.print(
+            f"done in {wall:.1f} s: train/acc {final.get('train/acc', float('nan')):.4f}, "
+            f"val/acc {final.get('val/acc', float('nan')):.4f}, generalised at step {summary['generalise_step']}, "
+            f"outcome [bold]{summary['outcome']}[/]  ->  {run_dir}"
+        )
     return run_dir
+
+
+EXIT_CODES = {"finished": 0, "diverged": 1, "interrupted": 130}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -171,11 +196,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     try:
         cfg, resume_dir = resolve_config(argv)
-        train(cfg, resume_dir)
+        run_dir = train(cfg, resume_dir)
     except C.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return EXIT_CODES[json.loads((run_dir / "summary.json").read_text())["status"]]
 
 
 if __name__ == "__main__":

@@ -21,6 +21,13 @@ from grok_lightning import config as C
 from grok_lightning import runs
 
 
+# We log at our own cadence through logger.log_metrics, so Lightning's per-epoch logging interval
+# check does not apply; the pytree notice comes from Lightning itself.
+warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
+
+
 class GrokProgressBar(RichProgressBar):
     """Shows the optimiser step and the last logged accuracies and losses of model 0."""
 

@@ -127,7 +127,7 @@ def _replay(task, n_train, n_test, *overrides, log_every, max_steps, tmp_path):
     assert main(args) == 0
     (run_dir,) = (root / task).iterdir()
     with open(run_dir / "metrics.csv") as f:
-        rows = {int(r["step"]): r for r in csv.DictReader(f)}
+        rows = {int(r["step"]): r for r in csv.DictReader(f) if r["train/loss"]}  # not callbacks' rows
     return {
         step: dict(train_loss=float(r["train/loss"]), train_correct=round(float(r["train/acc"]) * n_train),
                    test_correct=round(float(r["val/acc"]) * n_test), l1=float(r["weights/l1"]),

@@ -18,7 +18,7 @@ from grok_lightning.tasks.base import Task
 
 def build_model(cfg: DictConfig, seeds: Sequence[int]) -> FactoredMLP:
     if cfg.model.embed != "fixed":
-        raise ConfigError(f"model.embed={cfg.model.embed!r}: task fixed_embed needs embed=fixed (else use modadd)")
+        raise ConfigError(f"model.embed={cfg.model.embed!r}: fixed_embed needs embed=fixed (or use modadd)")
     return modadd.build_model(cfg, seeds)
 
 

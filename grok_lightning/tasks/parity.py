@@ -113,7 +113,9 @@ def build_datamodule(cfg: DictConfig, seeds: Sequence[int]) -> ParityDataModule:
 def build_model(cfg: DictConfig, seeds: Sequence[int]) -> ParityMLP:
     if cfg.model.init != "torch":
         raise ConfigError(f"model.init={cfg.model.init!r}: parity has no original draw; use torch")
-    return ParityMLP(seeds=seeds, n_bits=cfg.data.n_bits, n_neurons=cfg.model.n_neurons, precision=cfg.train.precision)
+    return ParityMLP(
+        seeds=seeds, n_bits=cfg.data.n_bits, n_neurons=cfg.model.n_neurons, precision=cfg.train.precision
+    )
 
 
 def build_objective(cfg: DictConfig) -> Binary:

@@ -1,0 +1,50 @@
+"""Ctrl-C and SIGTERM (a cluster preempting the job) end a run cleanly: the current training_step
+call finishes, a checkpoint is saved at that exact step, and the run can be resumed to the same
+metrics as an uninterrupted one."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import lightning as L
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class GracefulStop(L.Callback):
+    """Installed after Lightning's own handlers (on_train_start), restored when training ends."""
+
+    def __init__(self, checkpoint_path: Path):
+        self.checkpoint_path = Path(checkpoint_path)
+        self.received: int | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:  # a second Ctrl-C: stop now, without a checkpoint
+            raise KeyboardInterrupt
+        self.received = signum
+        self._module.stop_requested = True
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._module = pl_module
+        try:
+            self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+        except ValueError:  # not the main thread: leave signals alone
+            self._previous = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.received is not None and trainer.is_global_zero:
+            self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+            trainer.save_checkpoint(self.checkpoint_path)
+
+    def _restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._restore()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._restore()

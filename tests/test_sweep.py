@@ -1,0 +1,309 @@
+"""Sweeps: real mini-sweeps (a few groups, a few hundred steps), restarts, a 2-process torchrun
+split, launcher/config mismatches and bad input."""
+
+import csv
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from grok_lightning import sweep as S
+from grok_lightning.outcome import OUTCOMES
+
+MINI = """\
+task: modadd
+base:
+  data: {{p: 11, train_fraction: 0.5}}
+  model: {{d_embed: 8, init: torch}}
+  optim: {{lr: 1.0e-2}}
+  train: {{max_steps: {steps}}}
+  logger: csv
+grid:
+  model.n_neurons: [4, 8]
+  optim.weight_decay: [0.1, 1.0]
+seeds: 3
+calibration: {{steps: 20, warmup_steps: 10}}
+"""
+
+
+@pytest.fixture
+def mini(tmp_path):
+    path = tmp_path / "mini.yaml"
+    path.write_text(MINI.format(steps=100))
+    return path
+
+
+def read_results(out):
+    with open(out / "results.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_every_model_once(rows, seeds=3):
+    ids = [r["model_id"] for r in rows]
+    assert len(ids) == len(set(ids)) == 2 * 2 * seeds
+    points = {(r["model.n_neurons"], r["optim.weight_decay"], r["seed"]) for r in rows}
+    assert points == {
+        (str(n), str(wd), str(s)) for n, wd, s in itertools.product([4, 8], [0.1, 1.0], range(seeds))
+    }
+    assert {r["outcome"] for r in rows} <= set(OUTCOMES)
+
+
+def test_mini_sweep_table_has_every_model_once(mini, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert S.main([f"sweep={mini}", f"out_dir={out}"]) == 0
+    rows = read_results(out)
+    assert_every_model_once(rows)
+    assert {r["steps"] for r in rows} == {"100"}
+    assert {r["group"] for r in rows} and len({r["group"] for r in rows}) == 2  # n_neurons splits groups
+    for name in ("phase_diagram.png", "sweep.yaml", "calibration.json"):
+        assert (out / name).is_file(), name
+    assert "grok" in capsys.readouterr().out  # the rich outcome table
+
+
+def test_rerun_skips_finished_batches(mini, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    assert (
+        S.main([f"sweep={mini}", f"out_dir={out}", "calibration.enabled=false", "max_models_per_group=3"])
+        == 0
+    )
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "batches").iterdir()}
+    assert len(before) == 4
+    monkeypatch.setattr(S, "fit_batch", lambda *a, **k: pytest.fail("a finished batch was trained again"))
+    (out / "results.csv").unlink()
+    assert (
+        S.main([f"sweep={mini}", f"out_dir={out}", "calibration.enabled=false", "max_models_per_group=3"])
+        == 0
+    )
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "batches").iterdir()} == before
+    assert_every_model_once(read_results(out))
+
+
+def test_interrupted_sweep_finishes_the_rest(mini, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    args = [f"sweep={mini}", f"out_dir={out}", "calibration.enabled=false", "max_models_per_group=3"]
+    real_fit, calls = S.fit_batch, []
+
+    def interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_fit(*a, **k)
+
+    monkeypatch.setattr(S, "fit_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        S.main(args)
+    assert not (out / "results.csv").exists()
+    (first,) = list((out / "batches").iterdir())
+    stamp = first.stat().st_mtime_ns
+
+    calls.clear()
+    monkeypatch.setattr(S, "fit_batch", lambda *a, **k: (calls.append(1), real_fit(*a, **k))[1])
+    assert S.main(args) == 0
+    assert len(calls) == 3 and first.stat().st_mtime_ns == stamp
+    assert_every_model_once(read_results(out))
+
+
+def _parity_cfg(extra=()):
+    from grok_lightning import config as C
+
+    return C.load(
+        "parity",
+        None,
+        [
+            "data.train_size=200",
+            "data.test_size=200",
+            "model.n_neurons=16",
+            "optim.regularization=l2",
+            "optim.lr=3e-3",
+            "train.max_steps=150",
+            *extra,
+        ],
+    )
+
+
+def _models(pairs):
+    return [S.Model(id=f"m{i}", point=0, seed=s, lr=3e-3, weight_decay=wd) for i, (s, wd) in enumerate(pairs)]
+
+
+def test_model_alone_and_in_a_batch_of_45_match():
+    cfg = _parity_cfg()
+    cpu = torch.device("cpu")
+    batch = _models(itertools.product(range(9), [0.01, 0.03, 0.1, 0.3, 1.0]))
+    k = 22  # seed 4, weight decay 0.1, in the middle of the batch
+    alone, _ = S.fit_batch(cfg, batch[k : k + 1], cpu)
+    together, _ = S.fit_batch(cfg, batch, cpu)
+    steps_a, hist_a = alone.history_tensor()
+    steps_b, hist_b = together.history_tensor()
+    assert steps_a == steps_b
+    torch.testing.assert_close(hist_b[:, k], hist_a[:, 0], rtol=1e-4, atol=1e-6)
+    row_a = S.model_rows(cfg, alone, batch[k : k + 1])[0]
+    row_b = S.model_rows(cfg, together, batch)[k]
+    assert row_a["outcome"] == row_b["outcome"] and row_a["memorise_step"] == row_b["memorise_step"]
+
+
+def test_a_diverged_model_is_marked_and_the_others_go_on(monkeypatch):
+    cfg = _parity_cfg(["train.max_steps=50"])
+    cpu = torch.device("cpu")
+    models = _models([(0, 0.1), (1, 0.1), (2, 0.1)])
+    clean, _ = S.fit_batch(cfg, models, cpu)
+    real_build = S.build_module
+
+    def poisoned(*a, **k):
+        dm, module = real_build(*a, **k)
+        with torch.no_grad():
+            module.model.W_input[1, 0, 0] = float("nan")
+        return dm, module
+
+    monkeypatch.setattr(S, "build_module", poisoned)
+    dirty, _ = S.fit_batch(cfg, models, cpu)
+    rows = S.model_rows(cfg, dirty, models)
+    assert [r["diverged"] for r in rows] == [False, True, False]
+    assert rows[1]["outcome"] == "fail"
+    _, h_clean = clean.history_tensor()
+    _, h_dirty = dirty.history_tensor()
+    torch.testing.assert_close(h_dirty[:, [0, 2]], h_clean[:, [0, 2]])
+
+
+def test_torchrun_two_processes_share_the_batches(mini, tmp_path):
+    out = tmp_path / "out"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "grok_lightning.sweep"]
+        + [f"sweep={mini}", f"out_dir={out}", "world_size=2", "calibration.enabled=false"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_results(out)
+    assert_every_model_once(rows)
+    assert {r["rank"] for r in rows} == {"0", "1"}  # both processes trained a share
+
+
+def test_launcher_config_mismatch_is_an_error(mini, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    assert S.main([f"sweep={mini}", f"out_dir={out}", "world_size=4"]) == 2
+    assert "world_size=4" in capsys.readouterr().err
+    # torchrun's environment, as Lightning's TorchElasticEnvironment reads it
+    for key, value in {"TORCHELASTIC_RUN_ID": "t", "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(key, value)
+    assert S.main([f"sweep={mini}", f"out_dir={out}", "world_size=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "2 processes by torchelastic" in err
+    assert S.detect_launch(0) == S.Launch("torchelastic", 1, 2, 1)
+    for key in ("TORCHELASTIC_RUN_ID", "WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(key)
+    # SLURM that claims 2 tasks but gives this process rank 5
+    slurm = {
+        "SLURM_NTASKS": "2",
+        "SLURM_PROCID": "5",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+        "SLURM_JOB_NAME": "s",
+    }
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    assert S.main([f"sweep={mini}", f"out_dir={out}"]) == 2  # Lightning refuses --ntasks without per-node
+    assert "slurm launcher" in capsys.readouterr().err
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "2")
+    assert S.main([f"sweep={mini}", f"out_dir={out}"]) == 2
+    assert "rank 5 of world size 2" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["grid.model.nope=[1]"], "grid.model.nope"),
+        (["grid.model.n_neurons=[]"], "is empty"),
+        (["grid.optim.weight_decay=[-1]"], "optim.weight_decay=-1"),
+        (["grid.optim.weight_decay=[0.1,0.1]"], "repeats"),
+        (["seeds=0"], "seeds=0"),
+        (["seeds=[1,1]"], "repeats"),
+        (["train.max_steps=0"], "train.max_steps"),
+        (["max_models_per_group=-1"], "max_models_per_group"),
+        (["phase_diagram.x=data.p"], "phase_diagram.x"),
+        (["not_a_pair"], "key=value"),
+        (["bogus_top_level=1"], "bogus_top_level"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_nothing_written(mini, tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    assert S.main([f"sweep={mini}", f"out_dir={out}", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_unknown_sweep_and_short_grid_names(capsys):
+    assert S.main(["sweep=no_such_sweep"]) == 2
+    assert "available sweeps" in capsys.readouterr().err
+    sweep = S.load_sweep(["sweep=parity_phase", "seeds=2", "grid.n_neurons=[16]", "grid.train_size=[750]"])
+    assert sweep.grid["model.n_neurons"] == [16] and sweep.grid["data.train_size"] == [750]
+    assert len(sweep.models) == 5 * 2 and len(sweep.groups) == 1  # weight decay and seed share a batch
+
+
+def test_calibration_picks_the_fastest_measured_size(monkeypatch, mini):
+    sweep = S.load_sweep([f"sweep={mini}", "seeds=16"])
+    group = sweep.groups[0]
+    cost = {1: 1.0, 2: 0.6, 4: 0.5, 8: 0.9, 16: 2.0, 32: 0.1}  # gets worse past 4: stop measuring at 8
+    seen = []
+    monkeypatch.setattr(
+        S, "measure_ms_per_model_step", lambda cfg, models, *a: seen.append(len(models)) or cost[len(models)]
+    )
+    entry = S.calibrate(group, 32, torch.device("cpu"), sweep.scfg.calibration, S.Console(quiet=True))
+    assert entry["K"] == 4 and seen == [1, 2, 4, 8]
+    assert S.candidate_sizes(45) == [1, 2, 4, 8, 16, 32, 45]
+
+
+def test_plan_gives_every_rank_work_and_every_model_once(mini, tmp_path):
+    sweep = S.load_sweep([f"sweep={mini}", f"out_dir={tmp_path}", "calibration.enabled=false"])
+    plan = S.make_plan(sweep, torch.device("cpu"), 8, S.Console(quiet=True))
+    assert len(plan) >= 8
+    ids = [i for b in plan for i in b["models"]]
+    assert sorted(ids) == sorted(m.id for m in sweep.models)
+    for b in plan:  # a batch never mixes groups
+        assert {sweep.groups[b["group"]].key} == {
+            next(g.key for g in sweep.groups if m in g.models) for m in sweep.models if m.id in b["models"]
+        }
+
+
+def test_phase_diagram_draws_a_panel_per_facet():
+    from grok_lightning.phase_diagram import phase_diagram
+
+    rows = [
+        {"a": a, "b": b, "c": c, "outcome": o, "diverged": o == "fail" and a == 1}
+        for a, b, c, o in itertools.product([1, 2], [3, 4, 5], ["x", "y"], OUTCOMES)
+    ]
+    fig = phase_diagram(rows, "a", "b", ["c"], title="t")
+    drawn = [ax for ax in fig.axes if ax.images]
+    assert len(drawn) == 2 and [ax.get_title() for ax in drawn] == ["c=x", "c=y"]
+    assert [t.get_text() for t in drawn[0].get_xticklabels()] == ["1", "2"]
+
+
+def test_rank_zero_stops_waiting_when_another_rank_failed(mini, tmp_path, monkeypatch):
+    sweep = S.load_sweep(
+        [f"sweep={mini}", f"out_dir={tmp_path}", "calibration.enabled=false", "max_models_per_group=3"]
+    )
+    cpu = torch.device("cpu")
+    plan_path = tmp_path / "plans" / f"{S.plan_id(sweep, cpu, 2)}.json"
+    plan_path.parent.mkdir(parents=True)
+    (tmp_path / "batches").mkdir()
+    S.runs.write_json(plan_path, {"batches": S.make_plan(sweep, cpu, 2, S.Console(quiet=True))})
+    real_fit = S.fit_batch
+
+    def boom(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(S, "fit_batch", boom)
+    with pytest.raises(RuntimeError):
+        S.run_sweep(sweep, S.Launch("torchelastic", 1, 2, 1), S.Console(quiet=True))
+    monkeypatch.setattr(S, "fit_batch", real_fit)
+    with pytest.raises(S.SweepError, match="rank 1 failed: RuntimeError: boom"):
+        S.run_sweep(sweep, S.Launch("torchelastic", 0, 2, 0), S.Console(quiet=True))

@@ -43,8 +43,9 @@ class GrokProgressBar(RichProgressBar):
 
 
 class _ContinuingWriter(ExperimentWriter):
-    """Lightning's CSV writer deletes an existing metrics.csv; a resumed run keeps the rows logged
-    before its checkpoint (later ones are measured again) and appends to them."""
+    """Lightning's CSV writer deletes an existing metrics.csv (and warns about the run directory's
+    other files); a resumed run keeps the rows logged before its checkpoint (later ones are
+    measured again) and appends to them."""
 
     def __init__(self, log_dir: str, keep_before_step: int):
         self.keep_before_step = keep_before_step
@@ -75,11 +76,8 @@ class RunCSVLogger(CSVLogger):
 
     @property
     def experiment(self) -> ExperimentWriter:
-        if self._experiment is None:
-            if self.keep_before_step is None:
-                self._experiment = ExperimentWriter(log_dir=self.log_dir)
-            else:
-                self._experiment = _ContinuingWriter(self.log_dir, self.keep_before_step)
+        if self._experiment is None:  # a new run has no metrics.csv yet: nothing to keep
+            self._experiment = _ContinuingWriter(self.log_dir, self.keep_before_step or 0)
         return self._experiment
 
 

@@ -14,7 +14,7 @@ class DFTSparsity(AnalysisCallback):
     end, the sparsity curves and the final DFT heatmap."""
 
     key, prefix = "dft_sparsity", "fourier"
-    default_images_every = IMAGE_DIVISOR // 2  # ten frames: the weight heatmaps carry the slider
+    default_images_every = IMAGE_DIVISOR // 2  # five frames: the weight heatmaps carry the slider
 
     def __init__(self, *args, top_k: int = 5, **kw):
         super().__init__(*args, **kw)

@@ -11,7 +11,7 @@ from ._base import IMAGE_DIVISOR, AnalysisCallback, collapsed_weights
 
 
 class WeightHeatmaps(AnalysisCallback):
-    """Draws every `every` steps (default max_steps // 20) and at the end. Where the task declares
+    """Draws every `every` steps (default max_steps // 10) and at the end. Where the task declares
     the "bit_mass" analysis (sparse parity), W_input is drawn one row per input bit plus the bias
     row, the first k bits marked; otherwise one row per neuron."""
 

@@ -247,7 +247,7 @@ def weight_heatmaps(
         ax.set_xlabel(xlabel)
         ax.set_ylabel("neuron")
     fig.suptitle(_step_title(title, step), fontsize=12)
-    fig.subplots_adjust(left=0.05, right=0.94, bottom=0.55 / height, top=1 - 0.6 / height, wspace=0.25)
+    fig.subplots_adjust(left=0.05, right=0.94, bottom=0.55 / height, top=1 - 0.6 / height, wspace=0.32)
     return fig
 
 

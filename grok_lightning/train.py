@@ -123,7 +123,7 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
     (finished / interrupted / diverged). Returns the run directory."""
     from grok_lightning.callbacks import build_callbacks
     from grok_lightning.interrupt import GracefulStop
-    from grok_lightning.trainer import build_loggers, build_trainer
+    from grok_lightning.trainer import build_loggers, build_trainer, finish_loggers
 
     console = console or Console()
     if cfg.train.flush_denormal:
@@ -166,8 +166,7 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
     if diverged_at is not None:
         summary["diverged_at_step"] = diverged_at
     runs.write_json(run_dir / "summary.json", summary)
-    for logger in loggers:
-        logger.finalize("success" if status == "finished" else "failed")
+    finish_loggers(loggers, status)
     final = summary["final"]
     if status == "diverged":
         last = runs.last_checkpoint(run_dir)

@@ -130,6 +130,15 @@ def build_loggers(
     return loggers
 
 
+def finish_loggers(loggers: list[Logger], status: str) -> None:
+    """Flush every logger; end the W&B run, which WandbLogger leaves open (a later run in the same
+    process would otherwise log into it)."""
+    for logger in loggers:
+        logger.finalize("success" if status == "finished" else "failed")
+        if type(logger).__name__ == "WandbLogger":
+            logger.experiment.finish(exit_code=0 if status == "finished" else 1)
+
+
 def build_trainer(
     cfg: DictConfig,
     run_dir: Optional[Path],

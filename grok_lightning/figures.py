@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
@@ -410,12 +411,16 @@ def fourier_stars(
             ax.set_ylabel(
                 f"{side} side\nsin {g['freq']}" if c == 0 else f"sin {g['freq']}", fontsize=7, labelpad=1
             )
-    fig.suptitle(title + "\ntop: W_input, bottom: W_output (turns twice as fast)", fontsize=10)
+    # Wrap the title to the figure's width: a single frequency group makes a narrow figure.
+    lines = textwrap.wrap(title, width=max(24, int(width * 12))) + textwrap.wrap(
+        "top: W_input, bottom: W_output (turns twice as fast)", width=max(24, int(width * 12))
+    )
+    fig.suptitle("\n".join(lines), fontsize=10)
     fig.subplots_adjust(
         left=0.8 / width,
         right=1 - 0.15 / width,
         bottom=0.4 / height,
-        top=1 - 0.95 / height,
+        top=1 - (0.35 + 0.2 * len(lines)) / height,
         wspace=0.45,
         hspace=0.45,
     )

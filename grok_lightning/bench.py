@@ -80,8 +80,10 @@ def main(argv=None) -> int:
     torch.set_flush_denormal(cfg.train.flush_denormal)
     if cfg.train.cpu_threads:
         torch.set_num_threads(cfg.train.cpu_threads)
-    console.print(f"main preset, {args.steps} steps per run, torch {torch.__version__}, "
-                  f"{torch.get_num_threads()} threads")
+    console.print(
+        f"main preset, {args.steps} steps per run, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
 
     with tempfile.TemporaryDirectory() as root:
         plain_ms_per_step(cfg, 200)  # warm-up
@@ -95,9 +97,12 @@ def main(argv=None) -> int:
     for col in ("loop", "ms/step", "ratio", "target"):
         table.add_column(col)
     table.add_row("plain PyTorch loop (best of 2)", f"{plain_best:.3f}", "1.00", "")
-    table.add_row("Lightning, default logging, callbacks off", f"{core:.3f}", f"{core / plain_best:.2f}", "<= 1.25")
-    table.add_row("Lightning, every callback on", f"{analysed:.3f}", f"{analysed / core:.2f} x callbacks off",
-                  "<= 1.10")
+    table.add_row(
+        "Lightning, default logging, callbacks off", f"{core:.3f}", f"{core / plain_best:.2f}", "<= 1.25"
+    )
+    table.add_row(
+        "Lightning, every callback on", f"{analysed:.3f}", f"{analysed / core:.2f} x callbacks off", "<= 1.10"
+    )
     console.print(table)
     console.print(f"plain loop runs: {plain:.3f} and {plain_again:.3f} ms/step (spread shows machine noise)")
 

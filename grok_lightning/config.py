@@ -243,7 +243,9 @@ def load(task: str, preset: Optional[str] = None, overrides: Optional[list[str]]
     task_yaml.pop("default_preset", None)
     presets = available_presets(task)
     if preset not in presets:
-        raise ConfigError(f"unknown preset {preset!r} for task {task!r}; available presets: {', '.join(presets)}")
+        raise ConfigError(
+            f"unknown preset {preset!r} for task {task!r}; available presets: {', '.join(presets)}"
+        )
 
     cfg = OmegaConf.structured(schemas[task])
     cfg = _merge(cfg, task_yaml, f"configs/{task}.yaml")
@@ -278,7 +280,8 @@ def validate(cfg: DictConfig) -> None:
     every = cfg.train.checkpoint_every
     if every and every % cfg.train.steps_per_call:
         raise ConfigError(
-            f"train.checkpoint_every={every} must be a multiple of train.steps_per_call={cfg.train.steps_per_call}"
+            f"train.checkpoint_every={every} must be a multiple of "
+            f"train.steps_per_call={cfg.train.steps_per_call}"
         )
     if "n_bits" in cfg.data:  # parity
         n_bits, data = cfg.data.n_bits, cfg.data
@@ -293,7 +296,9 @@ def validate(cfg: DictConfig) -> None:
         if not cfg.model.freqs or any(f < 1 or f > (cfg.data.p - 1) // 2 for f in cfg.model.freqs):
             raise ConfigError(f"model.freqs={list(cfg.model.freqs)} must be frequencies in 1..(p-1)//2")
         if cfg.model.collapsed_hidden and cfg.model.collapsed_out:
-            raise ConfigError("model.embed=fixed with collapsed_hidden and collapsed_out leaves nothing to train")
+            raise ConfigError(
+                "model.embed=fixed with collapsed_hidden and collapsed_out leaves nothing to train"
+            )
 
 
 def log_every(cfg: DictConfig) -> int:

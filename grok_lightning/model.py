@@ -102,7 +102,10 @@ class FactoredMLP(nn.Module):
             raise ValueError("this combination of flags leaves no trainable parameter")
 
         self.weights = nn.ParameterDict(
-            {name: nn.Parameter(torch.empty(self.n_models, *shape, dtype=dt)) for name, (shape, _, dt) in specs.items()}
+            {
+                name: nn.Parameter(torch.empty(self.n_models, *shape, dtype=dt))
+                for name, (shape, _, dt) in specs.items()
+            }
         )
         for k, seed in enumerate(seeds):
             gen = torch.Generator().manual_seed(int(seed))

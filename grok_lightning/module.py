@@ -18,6 +18,7 @@ import torch
 
 from grok_lightning.optim import BatchedAdam
 
+
 class Diverged(RuntimeError):
     """A single run's loss became NaN or Inf; `step` is the first update that produced it."""
 
@@ -116,7 +117,10 @@ class GrokModule(L.LightningModule):
         for split in ("train", "test"):
             inputs, targets = self.data[split]
             logits = self.model(*inputs)
-            cols += [self.objective.loss(logits, targets), self.objective.accuracy(logits, targets).to(logits.dtype)]
+            cols += [
+                self.objective.loss(logits, targets),
+                self.objective.accuracy(logits, targets).to(logits.dtype),
+            ]
         if train_loss is not None:
             cols[0] = train_loss
         cols.append(cols[2] - cols[0])
@@ -134,8 +138,11 @@ class GrokModule(L.LightningModule):
         if self.n_models == 1:
             metrics = dict(self.latest)
         else:
-            metrics = {f"{name}/{label}": row[i] for label, row in zip(self.model_labels, rows)
-                       for i, name in enumerate(METRICS)}
+            metrics = {
+                f"{name}/{label}": row[i]
+                for label, row in zip(self.model_labels, rows)
+                for i, name in enumerate(METRICS)
+            }
         for logger in self.loggers:
             logger.log_metrics(metrics, step=step)
 

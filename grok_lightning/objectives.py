@@ -38,7 +38,9 @@ class Binary:
     """One logit per example, sigmoid + binary cross-entropy."""
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none").mean(dim=1)
+        return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none").mean(
+            dim=1
+        )
 
     def accuracy(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         predicted = (logits > 0).long()

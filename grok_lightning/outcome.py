@@ -19,7 +19,10 @@ def first_step_at_or_above(steps: Sequence[int], values: Sequence[float], thresh
 
 
 def outcome_class(
-    train_loss: Sequence[float], test_loss: Sequence[float], loss_threshold: float = 1e-5, ratio_threshold: float = 5e4
+    train_loss: Sequence[float],
+    test_loss: Sequence[float],
+    loss_threshold: float = 1e-5,
+    ratio_threshold: float = 5e4,
 ) -> str:
     """SPEC section 5, in order: fail, memorise, generalise, else grok. A NaN loss never counts as fitted."""
     train = np.asarray(train_loss, dtype=np.float64)

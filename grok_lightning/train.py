@@ -24,7 +24,8 @@ from grok_lightning.tasks import TASKS
 
 USAGE = """usage: python -m grok_lightning.train task=<task> [preset=<preset>] [key=value ...]
        python -m grok_lightning.train resume=<run dir> [key=value ...]
-tasks: {tasks}. Keys are those of configs/<task>.yaml, e.g. optim.weight_decay=0.5 train.max_steps=2000 logger=csv"""
+tasks: {tasks}. Keys are those of configs/<task>.yaml, e.g.
+  optim.weight_decay=0.5 train.max_steps=2000 logger=csv"""
 
 
 class UsageError(C.ConfigError):
@@ -81,7 +82,9 @@ def config_tree(cfg: DictConfig) -> Tree:
     return tree
 
 
-def build_module(cfg: DictConfig, seeds: Sequence[int], lr: Sequence[float], weight_decay: Sequence[float], **kw):
+def build_module(
+    cfg: DictConfig, seeds: Sequence[int], lr: Sequence[float], weight_decay: Sequence[float], **kw
+):
     """The task's data module and a GrokModule training one model per seed."""
     task = TASKS[cfg.task]
     datamodule = task.build_datamodule(cfg, seeds)
@@ -170,16 +173,19 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
     final = summary["final"]
     if status == "diverged":
         last = runs.last_checkpoint(run_dir)
-        console.print(f"[red]diverged: the loss is not finite at step {diverged_at}[/]; last good checkpoint: {last}")
+        console.print(
+            f"[red]diverged: the loss is not finite at step {diverged_at}[/]; last good checkpoint: {last}"
+        )
     elif status == "interrupted":
         console.print(
             f"[yellow]interrupted at step {trainer.global_step}[/]; checkpoint saved. Resume with:\n"
-            f"  make train ARGS=\"resume={run_dir}\""
+            f'  make train ARGS="resume={run_dir}"'
         )
     else:
         console.print(
             f"done in {wall:.1f} s: train/acc {final.get('train/acc', float('nan')):.4f}, "
-            f"val/acc {final.get('val/acc', float('nan')):.4f}, generalised at step {summary['generalise_step']}, "
+            f"val/acc {final.get('val/acc', float('nan')):.4f}, "
+            f"generalised at step {summary['generalise_step']}, "
             f"outcome [bold]{summary['outcome']}[/]  ->  {run_dir}"
         )
     return run_dir

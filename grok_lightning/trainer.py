@@ -20,7 +20,6 @@ from omegaconf import DictConfig, OmegaConf
 from grok_lightning import config as C
 from grok_lightning import runs
 
-
 # We log at our own cadence through logger.log_metrics, so Lightning's per-epoch logging interval
 # check does not apply; the pytree notice comes from Lightning itself.
 warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
@@ -119,7 +118,7 @@ def build_loggers(
             resume="allow",
             config=OmegaConf.to_container(cfg, resolve=True),
         )
-        wandb_logger.experiment  # start it now, so a failure falls back here, not mid-run
+        _ = wandb_logger.experiment  # start it now, so a failure falls back here, not mid-run
         loggers.append(wandb_logger)
     except Exception as exc:  # W&B must never stop training
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

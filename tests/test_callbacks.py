@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from grok_lightning.callbacks import BitMass, WeightHeatmaps, build_callbacks
 from omegaconf import OmegaConf
 from rich.console import Console
 
 from grok_lightning import config as C
+from grok_lightning.callbacks import BitMass, WeightHeatmaps, build_callbacks
 from grok_lightning.train import train
 
 SHORT = [

@@ -8,18 +8,30 @@ from grok_lightning.model import FactoredMLP, circular_embedding
 from grok_lightning.optim import BatchedAdam
 from grok_lightning.tasks.modadd import build_model
 
-FLAGS = list(itertools.product(["tied", "input_tied", "untied", "fixed"], [True, False], [True, False], [True, False]))
+FLAGS = list(
+    itertools.product(["tied", "input_tied", "untied", "fixed"], [True, False], [True, False], [True, False])
+)
 
 
 @pytest.mark.parametrize("embed, tied_hidden, collapsed_hidden, collapsed_out", FLAGS)
 def test_every_flag_combination_shapes(embed, tied_hidden, collapsed_hidden, collapsed_out):
     if embed == "fixed" and collapsed_hidden and collapsed_out:
         with pytest.raises(ValueError, match="no trainable parameter"):
-            FactoredMLP(seeds=[0], p=7, d_embed=2, n_neurons=5, embed=embed, collapsed_hidden=True, collapsed_out=True)
+            FactoredMLP(
+                seeds=[0], p=7, d_embed=2, n_neurons=5, embed=embed, collapsed_hidden=True, collapsed_out=True
+            )
         return
     p, d, n, K = 7, 6 if embed != "fixed" else 2, 5, 3
-    model = FactoredMLP(seeds=[0, 1, 2], p=p, d_embed=d, n_neurons=n, embed=embed, tied_hidden=tied_hidden,
-                        collapsed_hidden=collapsed_hidden, collapsed_out=collapsed_out)
+    model = FactoredMLP(
+        seeds=[0, 1, 2],
+        p=p,
+        d_embed=d,
+        n_neurons=n,
+        embed=embed,
+        tied_hidden=tied_hidden,
+        collapsed_hidden=collapsed_hidden,
+        collapsed_out=collapsed_out,
+    )
     a = torch.randint(0, p, (K, 10))
     b = torch.randint(0, p, (K, 10))
     width = d if collapsed_hidden else n
@@ -83,7 +95,10 @@ def test_batched_adam_per_model_lr_and_decay_match_separate_runs():
     joint = torch.nn.Parameter(init.clone())
     opt = BatchedAdam([joint], lr=lrs, weight_decay=wds)
     singles = [torch.nn.Parameter(init[k : k + 1].clone()) for k in range(3)]
-    opts = [torch.optim.AdamW([s], lr=lr, weight_decay=wd, betas=(0.9, 0.98)) for s, lr, wd in zip(singles, lrs, wds)]
+    opts = [
+        torch.optim.AdamW([s], lr=lr, weight_decay=wd, betas=(0.9, 0.98))
+        for s, lr, wd in zip(singles, lrs, wds)
+    ]
     for _ in range(10):
         opt.zero_grad()
         (joint**3).sum().backward()

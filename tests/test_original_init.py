@@ -19,17 +19,27 @@ from grok_lightning.original_init import (
 
 # preset -> {name: (shape, dtype)}
 EXPECTED_LAYOUT = {
-    "main": {"embed": ((67, 500), np.float32), "hidden": ((500, 24), np.float64),
-             "out": ((24, 500), np.float64)},
-    "reverse_grokking": {"embed": ((67, 5), np.float32), "hidden": ((5, 10), np.float64),
-                         "out": ((10, 5), np.float64)},
-    "gen_mem_gen": {"embed": ((67, 8), np.float32), "hidden": ((8, 16), np.float64),
-                    "out": ((16, 8), np.float64)},
+    "main": {
+        "embed": ((67, 500), np.float32),
+        "hidden": ((500, 24), np.float64),
+        "out": ((24, 500), np.float64),
+    },
+    "reverse_grokking": {
+        "embed": ((67, 5), np.float32),
+        "hidden": ((5, 10), np.float64),
+        "out": ((10, 5), np.float64),
+    },
+    "gen_mem_gen": {
+        "embed": ((67, 8), np.float32),
+        "hidden": ((8, 16), np.float64),
+        "out": ((16, 8), np.float64),
+    },
     "fixed_embed": {"hidden": ((2, 5), np.float64), "out": ((5, 2), np.float64)},
 }
 
 
 # (a) stored files --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("preset", list(ORIGINAL_PRESETS))
 def test_stored_preset_checksum_shapes_dtypes(preset):
@@ -46,9 +56,11 @@ def test_main_preset_statistics():
     # 1/0.8796 so that the *truncated* std is exactly sqrt(2/67); Linears use sigma = 1/sqrt(fan_in)
     # uncorrected, so their std is ~0.88 sigma.
     corr = 0.87962566103423978  # std of a standard normal truncated at +/-2
-    for name, sigma, std in [("embed", np.sqrt(2 / 67) / corr, np.sqrt(2 / 67)),
-                             ("hidden", 1 / np.sqrt(500), corr / np.sqrt(500)),
-                             ("out", 1 / np.sqrt(24), corr / np.sqrt(24))]:
+    for name, sigma, std in [
+        ("embed", np.sqrt(2 / 67) / corr, np.sqrt(2 / 67)),
+        ("hidden", 1 / np.sqrt(500), corr / np.sqrt(500)),
+        ("out", 1 / np.sqrt(24), corr / np.sqrt(24)),
+    ]:
         w = params[name]
         assert np.abs(w).max() <= 2 * sigma + 1e-6
         assert w.std() == pytest.approx(std, rel=0.03)
@@ -68,6 +80,7 @@ def test_corrupt_file_is_rejected(tmp_path, monkeypatch):
 
 # (b) stored == fresh draw --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("preset", list(ORIGINAL_PRESETS))
 def test_stored_equals_fresh_draw(preset):
     pytest.importorskip("jax")
@@ -80,17 +93,30 @@ def test_stored_equals_fresh_draw(preset):
         np.testing.assert_array_equal(fresh[k], stored[k])
 
 
-@pytest.mark.parametrize("kwargs, layout", [
-    (dict(embed="untied", tied_hidden=False),
-     {"embed_a": (67, 8), "embed_b": (67, 8), "hidden_a": (8, 4), "hidden_b": (8, 4),
-      "out": (4, 8), "unembed": (8, 67)}),
-    (dict(embed="input_tied"), {"embed": (67, 8), "hidden": (8, 4), "out": (4, 8), "unembed": (8, 67)}),
-    (dict(collapsed_out=True), {"embed": (67, 8), "hidden": (8, 4), "unembed": (4, 67)}),
-    (dict(collapsed_hidden=True), {"embed": (67, 8), "out": (8, 8)}),
-    (dict(collapsed_hidden=True, collapsed_out=True), {"embed": (67, 8)}),
-    (dict(collapsed_hidden=True, collapsed_out=True, embed="input_tied"),
-     {"embed": (67, 8), "unembed": (8, 67)}),
-])
+@pytest.mark.parametrize(
+    "kwargs, layout",
+    [
+        (
+            dict(embed="untied", tied_hidden=False),
+            {
+                "embed_a": (67, 8),
+                "embed_b": (67, 8),
+                "hidden_a": (8, 4),
+                "hidden_b": (8, 4),
+                "out": (4, 8),
+                "unembed": (8, 67),
+            },
+        ),
+        (dict(embed="input_tied"), {"embed": (67, 8), "hidden": (8, 4), "out": (4, 8), "unembed": (8, 67)}),
+        (dict(collapsed_out=True), {"embed": (67, 8), "hidden": (8, 4), "unembed": (4, 67)}),
+        (dict(collapsed_hidden=True), {"embed": (67, 8), "out": (8, 8)}),
+        (dict(collapsed_hidden=True, collapsed_out=True), {"embed": (67, 8)}),
+        (
+            dict(collapsed_hidden=True, collapsed_out=True, embed="input_tied"),
+            {"embed": (67, 8), "unembed": (8, 67)},
+        ),
+    ],
+)
 def test_fresh_draw_variants(kwargs, layout):
     pytest.importorskip("jax")
     pytest.importorskip("haiku")
@@ -102,6 +128,7 @@ def test_fresh_draw_variants(kwargs, layout):
 
 
 # (c) missing extra ---------------------------------------------------------------------------------
+
 
 def test_missing_extra_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "jax", None)  # makes `import jax` raise ImportError
@@ -115,6 +142,7 @@ def test_missing_extra_error(monkeypatch):
 
 # (d) replay of the original notebooks' logged numbers in plain torch -----------------------------
 
+
 def _replay(task, n_train, n_test, *overrides, log_every, max_steps, tmp_path):
     """Train through the package's own Lightning path in the original precision; read metrics.csv."""
     import csv
@@ -122,16 +150,29 @@ def _replay(task, n_train, n_test, *overrides, log_every, max_steps, tmp_path):
     from grok_lightning.train import main
 
     root = tmp_path / "runs"
-    args = [f"task={task}", f"run_root={root}", "logger=csv", "train.progress_bar=false", "model.init=original",
-            "train.precision=original", f"train.log_every={log_every}", f"train.max_steps={max_steps}", *overrides]
+    args = [
+        f"task={task}",
+        f"run_root={root}",
+        "logger=csv",
+        "train.progress_bar=false",
+        "model.init=original",
+        "train.precision=original",
+        f"train.log_every={log_every}",
+        f"train.max_steps={max_steps}",
+        *overrides,
+    ]
     assert main(args) == 0
     (run_dir,) = (root / task).iterdir()
     with open(run_dir / "metrics.csv") as f:
         rows = {int(r["step"]): r for r in csv.DictReader(f) if r["train/loss"]}  # not callbacks' rows
     return {
-        step: dict(train_loss=float(r["train/loss"]), train_correct=round(float(r["train/acc"]) * n_train),
-                   test_correct=round(float(r["val/acc"]) * n_test), l1=float(r["weights/l1"]),
-                   l2=float(r["weights/l2"]))
+        step: dict(
+            train_loss=float(r["train/loss"]),
+            train_correct=round(float(r["train/acc"]) * n_train),
+            test_correct=round(float(r["val/acc"]) * n_test),
+            l1=float(r["weights/l1"]),
+            l2=float(r["weights/l2"]),
+        )
         for step, r in rows.items()
     }
 
@@ -151,11 +192,13 @@ def _check(logged, targets):
 def test_replay_main_preset(tmp_path):
     logged = _replay("modadd", 911, 1367, log_every=100, max_steps=301, tmp_path=tmp_path)
     # printed: acc 0.017563 / 0.015362 (step 0), 0.519210 / 0.002926 (step 100) of 911 / 1367
-    _check(logged, {
-        0: dict(train_loss="0.0651885", train_correct=16, test_correct=21, l1="6898.158",
-                l2="37.38653"),
-        100: dict(train_loss="0.0281878", train_correct=473, test_correct=4, l2="38.57286"),
-    })
+    _check(
+        logged,
+        {
+            0: dict(train_loss="0.0651885", train_correct=16, test_correct=21, l1="6898.158", l2="37.38653"),
+            100: dict(train_loss="0.0281878", train_correct=473, test_correct=4, l2="38.57286"),
+        },
+    )
     # Step 300 (printed: train acc 0.994512 = 906/911, L2 46.17758) is past where rounding
     # differences stay small: jax 0.10.2 + optax 0.2.8 on CPU with the same initial params gets
     # 905 / 46.18297. Only a loose check.
@@ -166,11 +209,14 @@ def test_replay_main_preset(tmp_path):
 def test_replay_fixed_embed_preset(tmp_path):
     logged = _replay("fixed_embed", 683, 1595, log_every=30, max_steps=31, tmp_path=tmp_path)
     # printed: acc 0.016105 / 0.014420 (step 0), train 0.021962 (step 30) of 683 / 1595
-    _check(logged, {
-        0: dict(train_loss="0.0627518", train_correct=11, test_correct=23, l1="9.763002",
-                l2="2.578219"),
-        30: dict(train_correct=15, l2="3.284616"),
-    })
+    _check(
+        logged,
+        {
+            0: dict(train_loss="0.0627518", train_correct=11, test_correct=23, l1="9.763002", l2="2.578219"),
+            30: dict(train_correct=15, l2="3.284616"),
+        },
+    )
+
 
 def test_fixed_embedding_is_unit_norm_circle():
     emb = fixed_embedding(67, (1, 3))

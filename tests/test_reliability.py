@@ -53,7 +53,10 @@ def test_divergence_stops_names_the_step_and_keeps_the_last_good_checkpoint(run_
 def _start(args, env):
     return subprocess.Popen(
         [sys.executable, "-m", "grok_lightning.train", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
 
 

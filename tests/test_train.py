@@ -21,7 +21,13 @@ def only_run(run_root):
 def test_short_main_run_memorises_and_writes_its_directory(run_root):
     assert main(["task=modadd", *short_run_args(run_root, "train.max_steps=1000")]) == 0
     run_dir = only_run(run_root)
-    for name in ("config.yaml", "metrics.csv", "summary.json", "checkpoints/last.ckpt", "checkpoints/step=1000.ckpt"):
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "summary.json",
+        "checkpoints/last.ckpt",
+        "checkpoints/step=1000.ckpt",
+    ):
         assert (run_dir / name).is_file(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps_trained"] == 1000
@@ -30,7 +36,9 @@ def test_short_main_run_memorises_and_writes_its_directory(run_root):
     assert summary["outcome"] in ("memorise", "fail")
     rows = read_metrics(run_dir)
     assert [int(r["step"]) for r in rows][:3] == [0, 10, 20] and int(rows[-1]["step"]) == 999
-    assert {"train/loss", "train/acc", "val/loss", "val/acc", "gap/loss", "weights/l1", "weights/l2"} <= set(rows[0])
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "gap/loss", "weights/l1", "weights/l2"} <= set(
+        rows[0]
+    )
 
 
 def test_same_seed_same_metrics(run_root):
@@ -42,7 +50,9 @@ def test_same_seed_same_metrics(run_root):
 
 
 def test_resume_continues_the_step_count_and_the_metrics(run_root, tmp_path):
-    args = short_run_args(run_root, "model.d_embed=40", "model.init=torch", "train.checkpoint_every=100", "train.log_every=20")
+    args = short_run_args(
+        run_root, "model.d_embed=40", "model.init=torch", "train.checkpoint_every=100", "train.log_every=20"
+    )
     assert main(["task=modadd", *args, "train.max_steps=200"]) == 0
     run_dir = only_run(run_root)
     assert main([f"resume={run_dir}", "train.max_steps=400"]) == 0

@@ -40,7 +40,9 @@ class ModAddDataModule(FullBatchDataModule):
         n = len(pairs)
         n_train = int(self.train_fraction * n)
         if n_train < 1 or n_train >= n:
-            raise ValueError(f"train_fraction {self.train_fraction} of {n} pairs leaves an empty train or test set")
+            raise ValueError(
+                f"train_fraction {self.train_fraction} of {n} pairs leaves an empty train or test set"
+            )
         splits = [split_indices(n, self.train_fraction, s) for s in self.seeds]
         train = pairs[torch.as_tensor(np.stack([tr for tr, _ in splits]))]  # [K, n_train, 2]
         test = pairs[torch.as_tensor(np.stack([te for _, te in splits]))]

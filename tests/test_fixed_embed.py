@@ -26,7 +26,7 @@ def test_only_win_and_wout_train():
     assert sorted(model.weights) == ["hidden", "out"]
     assert model.n_trainable_per_model() == 20
     assert sum(p.numel() for p in model.parameters()) == 20
-    torch.testing.assert_close(model.fixed_embed, circular_embedding(67, [1]).float())
+    torch.testing.assert_close(model.fixed_embed, circular_embedding(67, [1]).to(model.fixed_embed.dtype))
     dm = task.build_datamodule(cfg, [86])
     assert isinstance(dm, ModAddDataModule) and dm.train_targets.shape == (1, int(0.3 * 2278))
 

@@ -113,7 +113,9 @@ def test_gen_mem_gen_rises_dips_rises():
 
 @pytest.mark.slow
 def test_fully_collapsed_fits_train_but_not_test():
-    _, module, summary, _ = fit("modadd", "main", ["model.collapsed_hidden=true", "model.collapsed_out=true"])
+    # no stored original draw exists for the collapsed shape: torch init
+    flags = ["model.collapsed_hidden=true", "model.collapsed_out=true", "model.init=torch"]
+    _, module, summary, _ = fit("modadd", "main", flags)
     print(f"max val/acc {max(module.metric_series('val/acc')):.3f}")
     assert summary["final"]["train/acc"] >= 0.99
     assert max(module.metric_series("val/acc")) < 0.5

@@ -295,9 +295,11 @@ def validate(cfg: DictConfig) -> None:
     if "model" in cfg and cfg.model.get("embed") == "fixed":
         if not cfg.model.freqs or any(f < 1 or f > (cfg.data.p - 1) // 2 for f in cfg.model.freqs):
             raise ConfigError(f"model.freqs={list(cfg.model.freqs)} must be frequencies in 1..(p-1)//2")
-        if cfg.model.collapsed_hidden and cfg.model.collapsed_out:
+        collapsed = cfg.model.collapsed_hidden and cfg.model.collapsed_out
+        if collapsed and 2 * len(cfg.model.freqs) == cfg.model.n_neurons:
             raise ConfigError(
-                "model.embed=fixed with collapsed_hidden and collapsed_out leaves nothing to train"
+                "model.embed=fixed with collapsed_hidden, collapsed_out and n_neurons == 2 * len(freqs) "
+                "leaves nothing to train"
             )
 
 

@@ -96,7 +96,7 @@ class FactoredMLP(nn.Module):
             specs["out"] = ((self.width, d_embed), *lin)
             if not tied_like:
                 specs["unembed"] = ((d_embed, p), *emb)
-        elif not (tied_like and self.width == d_embed):
+        elif not (tied_like and d_embed == n_neurons):  # SPEC: E^T only when tied and d == n
             specs["unembed"] = ((self.width, p), *lin)
         if not specs:
             raise ValueError("this combination of flags leaves no trainable parameter")

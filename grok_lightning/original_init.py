@@ -138,21 +138,20 @@ def draw_original_params(*, seed, p, d_embed, n_neurons, embed="tied", tied_hidd
         x_b = jax.nn.one_hot(x[:, 1], p, dtype=jnp.float64) @ emb_b
 
         if cfg["collapsed_hidden"]:
-            h, width = x_a + x_b, d
+            h = x_a + x_b
         elif cfg["tied_hidden"]:
             hidden = hk.Linear(n, with_bias=False, name="hidden")
-            h, width = hidden(x_a) + hidden(x_b), n
+            h = hidden(x_a) + hidden(x_b)
         else:
             h = (hk.Linear(n, with_bias=False, name="hidden_a")(x_a)
                  + hk.Linear(n, with_bias=False, name="hidden_b")(x_b))
-            width = n
         act = jax.nn.relu(h)  # the activation does not affect the draw
 
         if not cfg["collapsed_out"]:
             y = hk.Linear(d, with_bias=False, name="out")(act)
             unembed = emb.T if embed == "tied" else param("unembed", [d, p])
             return y @ unembed
-        if embed == "tied" and width == d:  # d == n (or collapsed hidden): logits = act E^T
+        if embed == "tied" and d == n:  # as the original: logits = act E^T only when d == n
             return act @ emb.T
         return hk.Linear(p, with_bias=False, name="unembed")(act)
 

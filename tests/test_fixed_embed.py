@@ -32,7 +32,7 @@ def test_only_win_and_wout_train():
 
 
 def test_two_frequencies_make_a_four_dim_embedding():
-    cfg = C.load("fixed_embed", None, ["model.freqs=[1,5]"])
+    cfg = C.load("fixed_embed", None, ["model.freqs=[1,5]", "model.init=torch"])
     model = TASKS["fixed_embed"].build_model(cfg, [0])
     assert model.weights["hidden"].shape == (1, 4, 5) and model.n_trainable_per_model() == 40
 

@@ -15,12 +15,6 @@ FLAGS = list(
 
 @pytest.mark.parametrize("embed, tied_hidden, collapsed_hidden, collapsed_out", FLAGS)
 def test_every_flag_combination_shapes(embed, tied_hidden, collapsed_hidden, collapsed_out):
-    if embed == "fixed" and collapsed_hidden and collapsed_out:
-        with pytest.raises(ValueError, match="no trainable parameter"):
-            FactoredMLP(
-                seeds=[0], p=7, d_embed=2, n_neurons=5, embed=embed, collapsed_hidden=True, collapsed_out=True
-            )
-        return
     p, d, n, K = 7, 6 if embed != "fixed" else 2, 5, 3
     model = FactoredMLP(
         seeds=[0, 1, 2],
@@ -48,6 +42,13 @@ def test_main_preset_parameter_counts():
     model = build_model(C.load("modadd"), [165])
     assert model.n_trainable_per_model() == 57_500
     assert model.n_collapsed_per_model() == 3_216
+
+
+def test_fixed_fully_collapsed_with_d_equal_n_has_nothing_to_train():
+    with pytest.raises(ValueError, match="no trainable parameter"):
+        FactoredMLP(
+            seeds=[0], p=7, d_embed=2, n_neurons=2, embed="fixed", collapsed_hidden=True, collapsed_out=True
+        )
 
 
 def test_fixed_embed_is_a_constant_circle():

@@ -110,7 +110,8 @@ def test_stored_equals_fresh_draw(preset):
         (dict(embed="input_tied"), {"embed": (67, 8), "hidden": (8, 4), "out": (4, 8), "unembed": (8, 67)}),
         (dict(collapsed_out=True), {"embed": (67, 8), "hidden": (8, 4), "unembed": (4, 67)}),
         (dict(collapsed_hidden=True), {"embed": (67, 8), "out": (8, 8)}),
-        (dict(collapsed_hidden=True, collapsed_out=True), {"embed": (67, 8)}),
+        # d != n: a Linear unembed even when tied (act E^T only when d == n)
+        (dict(collapsed_hidden=True, collapsed_out=True), {"embed": (67, 8), "unembed": (8, 67)}),
         (
             dict(collapsed_hidden=True, collapsed_out=True, embed="input_tied"),
             {"embed": (67, 8), "unembed": (8, 67)},

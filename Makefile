@@ -8,8 +8,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Optional torch pin installed before the package, e.g. TORCH=torch==2.13.0 for a local CPU wheel.
 TORCH ?=
-# Extras installed with the package; add `original` (jax + dm-haiku) to draw the original weights.
-EXTRAS ?= dev
+# Extras installed with the package: `original` (jax + dm-haiku) draws the original weights for any
+# seed or shape beyond the stored presets (e.g. the fully collapsed model); EXTRAS=dev skips it.
+EXTRAS ?= dev,original
 TASK ?= modadd
 PRESET ?=
 SWEEP ?= parity_phase
@@ -23,7 +24,7 @@ help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 	@echo "  e.g. make train TASK=modadd PRESET=main ARGS=\"optim.weight_decay=0.5 logger=csv\""
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(TORCH),$(PY) -m pip install -q "$(TORCH)")

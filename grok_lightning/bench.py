@@ -55,12 +55,7 @@ def plain_ms_per_step(cfg, steps: int) -> float:
 
 
 def lightning_ms_per_step(cfg_overrides: list[str], steps: int, root: str, callbacks_on: bool) -> float:
-    defaults = vars(C.CallbacksConfig())
-    toggles = [
-        f"callbacks.{name}.enabled={str(callbacks_on).lower()}"
-        for name, value in defaults.items()
-        if isinstance(value, C.CallbackToggle)
-    ]
+    toggles = C.callback_switches(callbacks_on)
     cfg = C.load("modadd", "main", [*cfg_overrides, f"train.max_steps={steps}", f"run_root={root}", *toggles])
     run_dir = train(cfg, console=Console(quiet=True))
     summary = json.loads((run_dir / "summary.json").read_text())

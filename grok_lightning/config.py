@@ -303,6 +303,12 @@ def validate(cfg: DictConfig) -> None:
             )
 
 
+def callback_switches(enabled: bool) -> list[str]:
+    """Overrides that switch every analysis callback on or off."""
+    toggles = [name for name, value in vars(CallbacksConfig()).items() if isinstance(value, CallbackToggle)]
+    return [f"callbacks.{name}.enabled={str(enabled).lower()}" for name in toggles]
+
+
 def log_every(cfg: DictConfig) -> int:
     return cfg.train.log_every or _cadence(cfg, 500)
 

@@ -133,8 +133,7 @@ class FactoredMLP(nn.Module):
         """(W_input_a [K, p, n], W_input_b [K, p, n], W_output [K, n, p]); a and b are the same
         tensor object when the input side is tied."""
         W_in_a = self._input_side("a")
-        tied_input = "embed_a" not in self.weights and "hidden_a" not in self.weights
-        W_in_b = W_in_a if tied_input else self._input_side("b")
+        W_in_b = W_in_a if self.input_tied else self._input_side("b")
         if "unembed" in self.weights:
             U = self._w("unembed")
         else:  # tied (or fixed): U = E^T

@@ -161,7 +161,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if len(argv) != 1 or argv[0] in ("-h", "--help", "help"):
         print(USAGE, file=sys.stderr if len(argv) != 1 else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
-    torch.set_grad_enabled(False)
     try:
         render(Path(argv[0]))
     except (ReportError, C.ConfigError) as exc:

@@ -29,10 +29,7 @@ CADENCE = [
     "callbacks.loss_gap.every=50",
     "callbacks.progress_measures.every=50",
 ]
-ALL_OFF = [
-    f"callbacks.{k}.enabled=false"
-    for k in ("dft_sparsity", "weight_heatmaps", "loss_gap", "fourier_stars", "progress_measures", "bit_mass")
-]
+ALL_OFF = C.callback_switches(False)
 FINALS = {"curves", "dft_final", "sparsity", "progress", "stars", "logit_waves", "weights_final"}
 
 

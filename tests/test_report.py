@@ -21,10 +21,7 @@ SHORT = [
     "logger=csv",
     "train.checkpoint_every=50",
 ]
-ALL_OFF = [
-    f"callbacks.{k}.enabled=false"
-    for k in ("dft_sparsity", "weight_heatmaps", "loss_gap", "fourier_stars", "progress_measures", "bit_mass")
-]
+ALL_OFF = C.callback_switches(False)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ ARGS ?=
 RUN ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train sweep report test test-full bench lint clean
+.PHONY: help setup train sweep report explore test test-full bench lint clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ sweep: $(STAMP) ## train a grid of models together: SWEEP=parity_phase|modadd_se
 
 report: $(STAMP) ## re-render every figure of a finished run: RUN=runs/<task>/<id>
 	$(PY) -m grok_lightning.report $(RUN)
+
+explore: $(STAMP) ## (re)build the offline interactive page of a run or sweep: RUN=runs/<task>/<id> or sweeps/<name>
+	$(PY) -m grok_lightning.explorer $(RUN)
 
 test: $(STAMP) ## the fast test suite (a few minutes on 2 cores)
 	$(PY) -m pytest -q $(ARGS)

@@ -12,6 +12,7 @@ from .dft_sparsity import DFTSparsity
 from .fourier_stars import FourierStars
 from .loss_gap import LossGap
 from .progress_measures import ProgressMeasures
+from .trajectory import Trajectory
 from .weight_heatmaps import WeightHeatmaps
 
 # config key -> (class, the analysis the task must declare; None: every task)
@@ -22,6 +23,7 @@ REGISTRY = {
     "fourier_stars": (FourierStars, "fourier"),
     "weight_heatmaps": (WeightHeatmaps, "heatmaps"),
     "bit_mass": (BitMass, "bit_mass"),
+    "trajectory": (Trajectory, "heatmaps"),  # weight frames for the explorer page
 }
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "FourierStars",
     "LossGap",
     "ProgressMeasures",
+    "Trajectory",
     "WeightHeatmaps",
     "REGISTRY",
     "build_callbacks",

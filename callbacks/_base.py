@@ -141,7 +141,7 @@ class AnalysisCallback(Callback):
         (grok_lightning.outcome, with the run's thresholds)."""
         steps, values = pl_module.history_tensor()
         if not steps:
-            return {"memorise_step": None, "generalise_step": None, "outcome": None}
+            return {"memorise_step": None, "generalise_step": None, "verdict": None, "outcome": None}
         col = {name: values[:, 0, i].tolist() for i, name in enumerate(METRICS)}
         return outcome.summarise(
             steps,

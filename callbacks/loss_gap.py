@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from grok_lightning import figures
+from grok_lightning import figures, outcome
 
 from ._base import AnalysisCallback
 
@@ -44,13 +44,7 @@ class LossGap(AnalysisCallback):
             col["val/acc"],
             memorise_step=m["memorise_step"],
             generalise_step=m["generalise_step"],
-            outcome=m["outcome"],
+            verdicts=outcome.headline(m) if m.get("verdict") else None,
             title=f"{self.cfg.task} / {self.cfg.preset}",
         )
         return {"curves": fig}
-
-    def summary(self, pl_module) -> dict:
-        m = self.marks(pl_module)
-        if m["memorise_step"] is None or m["generalise_step"] is None:
-            return {}
-        return {"grok_delay_steps": m["generalise_step"] - m["memorise_step"]}

@@ -40,6 +40,7 @@ class TrainConfig:
     seed: int = 0
     max_steps: int = 50_000
     precision: str = "32"  # 32 | 64 | original (embedding float32, Linears and forward float64)
+    # | 64_mm32 (float64 parameters, float32 matrix products)
     log_every: int = 0  # 0: max_steps // 500, the original's cadence
     checkpoint_every: int = 0  # 0: max_steps // 100
     steps_per_call: int = 10  # optimiser steps per Lightning training_step (cuts loop overhead)
@@ -71,12 +72,14 @@ class CallbacksConfig:
     fourier_stars: CallbackToggle = field(default_factory=CallbackToggle)  # stars + logit waves
     progress_measures: CallbackToggle = field(default_factory=CallbackToggle)  # progress/ Nanda et al.
     bit_mass: CallbackToggle = field(default_factory=CallbackToggle)  # parity: |W_input| on bits 1..k
+    trajectory: CallbackToggle = field(default_factory=CallbackToggle)  # explorer frames (max_steps // 200)
     top_k: int = 5  # frequencies counted by fourier/*_top{k}_energy
 
 
 @dataclass
 class OutcomeConfig:
-    """SPEC section 5 thresholds (on the logged loss scale)."""
+    """The article's phase-rule thresholds, on the logged loss scale (docs/experiments.md,
+    "Outcome classes")."""
 
     loss_threshold: float = 1e-5
     ratio_threshold: float = 5e4
@@ -126,7 +129,7 @@ class ModAddConfig(RunConfig):
 
 
 # ----------------------------------------------------------------------------------------------
-# Sparse parity (SPEC section 3): label = parity of the first k of n_bits random bits
+# Sparse parity (docs/experiments.md, "Sparse parity"): label = parity of the first k of n_bits random bits
 @dataclass
 class ParityData:
     n_bits: int = 30
@@ -151,7 +154,7 @@ class ParityConfig(RunConfig):
 CHOICES = {
     "logger": ("auto", "wandb", "csv"),
     "optim.regularization": ("l2", "l1", "none"),
-    "train.precision": ("32", "64", "original"),
+    "train.precision": ("32", "64", "original", "64_mm32"),
     "train.accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
     "model.embed": ("tied", "input_tied", "untied", "fixed"),
     "model.activation": ("relu", "square"),

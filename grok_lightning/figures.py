@@ -91,10 +91,11 @@ def training_curves(
     *,
     memorise_step: Optional[int] = None,
     generalise_step: Optional[int] = None,
-    outcome: Optional[str] = None,
+    verdicts: Optional[str] = None,
     title: str = "Training curves",
 ) -> Figure:
-    """Loss (log scale) and accuracy, train vs test, with the memorise and generalise steps marked."""
+    """Loss (log scale) and accuracy, train vs test, with the memorise and generalise steps marked;
+    verdicts: a line or two under the title (grok_lightning.outcome.headline)."""
     fig = new_figure(11, 4.2)
     ax_loss, ax_acc = fig.subplots(1, 2)
     steps = _np(steps)
@@ -115,8 +116,9 @@ def training_curves(
     ax_acc.set_ylim(-0.02, 1.02)
     ax_acc.set_title("accuracy")
     ax_acc.legend(loc="center right", fontsize=8)
-    fig.suptitle(title + (f" — outcome: {outcome}" if outcome else ""), fontsize=12)
-    fig.subplots_adjust(left=0.085, right=0.98, bottom=0.13, top=0.84, wspace=0.22)
+    n_lines = 1 + (verdicts.count("\n") + 1 if verdicts else 0)
+    fig.suptitle(title + (f"\n{verdicts}" if verdicts else ""), fontsize=10 if verdicts else 12)
+    fig.subplots_adjust(left=0.085, right=0.98, bottom=0.13, top=0.86 - 0.05 * n_lines, wspace=0.22)
     return fig
 
 
@@ -471,4 +473,36 @@ def logit_waves(
     fig.subplots_adjust(
         left=0.08, right=0.98, bottom=0.55 / height, top=1 - 0.75 / height, wspace=0.3, hspace=0.55
     )
+    return fig
+
+
+def neuron_circles(in_xy, out_xy, *, title: str) -> Figure:
+    """Each neuron's (cos, sin) pair at one frequency on its circle, input side beside output side,
+    joined in neuron order: the output polygon visits the circle twice as fast."""
+    fig = new_figure(8, 4.4)
+    axes = fig.subplots(1, 2)
+    t = np.linspace(0, 2 * np.pi, 200)
+    for ax, xy, side in (
+        (axes[0], _np(in_xy), "W_input (input side)"),
+        (axes[1], _np(out_xy), "W_output (output side)"),
+    ):
+        radius = float(np.linalg.norm(xy, axis=1).max()) or 1.0
+        ax.plot(radius * np.cos(t), radius * np.sin(t), color="#cccccc", lw=1)
+        loop = np.vstack([xy, xy[:1]])
+        ax.plot(loop[:, 0], loop[:, 1], color="#888888", lw=1, ls="--")
+        for i, (x, y) in enumerate(xy):
+            ax.plot([0, x], [0, y], color=f"C{i % 10}", lw=1.4)
+            ax.plot([x], [y], "o", color=f"C{i % 10}", ms=7)
+            ax.annotate(f"neuron {i}", (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
+        lim = radius * 1.35
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.axhline(0, color="gray", lw=0.5)
+        ax.axvline(0, color="gray", lw=0.5)
+        ax.set_xlabel("cos coefficient")
+        ax.set_ylabel("sin coefficient")
+        ax.set_title(side, fontsize=10)
+    fig.suptitle(title, fontsize=11)
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.12, top=0.84, wspace=0.3)
     return fig

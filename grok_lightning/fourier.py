@@ -1,4 +1,5 @@
-"""Fourier analysis of modular-addition weights (SPEC section 4). Pure torch: no Lightning, no W&B.
+"""Fourier analysis of modular-addition weights (docs/experiments.md, "Fourier analysis").
+Pure torch: no Lightning, no W&B.
 
 Everything works on a leading model dimension where natural: W_input [K, p, n] (or [p, n]),
 W_output [K, n, p] (or [n, p]); results keep the leading dimensions.
@@ -295,6 +296,52 @@ def frequency_group_waves(
             }
         )
     return out
+
+
+def group_wave_fits(
+    W_in_a: Tensor,
+    W_in_b: Tensor,
+    W_output: Tensor,
+    act: Callable[[Tensor], Tensor],
+    groups: dict[int, list[int]],
+) -> dict[str, Tensor]:
+    """frequency_group_waves' wave, offset, amplitude, phase and r2 for given neuron groups
+    ({frequency: neurons}), over any leading dimensions (e.g. every frame of a trajectory:
+    [T, p, n], [T, p, n], [T, n, p]); no spread. Costs p^2 n per model instead of p^3 per group:
+    the mean over the cells of each d = (a + b - c) mod p only needs the activations summed per
+    s = (a + b) mod p, and the total variance for r2 is a quadratic form in the activations.
+
+    Returns wave [..., G, p] and offset / amplitude / phase / r2 [..., G], groups in the given order."""
+    p = W_output.shape[-1]
+    h = hidden_grid(W_in_a, W_in_b, act)  # [..., p(a), p(b), n]
+    lead = h.shape[:-3]
+    flat = h.reshape(*lead, p * p, h.shape[-1])
+    a = torch.arange(p, device=h.device)
+    s_of = (a[:, None] + a[None, :]).remainder(p).flatten()
+    by_sum = torch.zeros(*lead, p, h.shape[-1], dtype=h.dtype, device=h.device).index_add_(-2, s_of, flat)
+    c_of = (a[None, :] - a[:, None]).remainder(p)  # [d, s] -> c = (s - d) mod p
+    count = float(p * p)  # cells (a, b, c) per d
+    angle = 2 * math.pi * torch.arange(p, dtype=h.dtype, device=h.device) / p
+    out: dict[str, list] = {k: [] for k in ("wave", "offset", "amplitude", "phase", "r2")}
+    for f, neurons in groups.items():
+        idx = torch.tensor(neurons, device=h.device)
+        W = W_output[..., idx, :]  # [..., g, p]
+        M = by_sum[..., idx] @ W  # [..., p(s), p(c)]: summed logit contribution per (s, c)
+        wave = M.gather(-1, c_of.T.expand(*lead, p, p)).sum(-2) / count  # [..., p(d)]
+        basis = torch.stack([torch.ones_like(angle), torch.cos(f * angle), torch.sin(f * angle)], 1)
+        coef = wave @ torch.linalg.pinv(basis).transpose(0, 1)  # [..., 3]: least squares
+        fit = coef @ basis.transpose(0, 1)
+        h_g = flat[..., idx]  # [..., p^2, g]
+        total_sq = ((h_g @ (W @ W.transpose(-1, -2))) * h_g).sum((-1, -2))  # sum of contrib^2 over cells
+        total = (h_g @ W.sum(-1, keepdim=True)).sum((-1, -2))
+        centred = total_sq - total.square() / (count * p)
+        explained = (fit - coef[..., :1]).square().sum(-1) * count
+        out["wave"].append(wave)
+        out["offset"].append(coef[..., 0])
+        out["amplitude"].append(torch.hypot(coef[..., 1], coef[..., 2]))
+        out["phase"].append(torch.atan2(-coef[..., 2], coef[..., 1]))
+        out["r2"].append(explained / centred.clamp_min(1e-30))
+    return {k: torch.stack(v, -2 if k == "wave" else -1) for k, v in out.items()}
 
 
 # ------------------------------------------------------------------------------------------ parity

@@ -46,8 +46,21 @@ def compute_dtype(precision: str) -> torch.dtype:
     return torch.float32 if precision == "32" else torch.float64
 
 
+def matmul_dtype(precision: str) -> torch.dtype:
+    """64_mm32: float64 parameters and elementwise math, float32 matrix products (the lead on the
+    article's accelerator run in docs/experiments.md, "Numerics")."""
+    return torch.float32 if precision in ("32", "64_mm32") else torch.float64
+
+
+def bmm(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Batched product computed in `dtype`, returned in a's dtype (no casts when they agree)."""
+    if a.dtype == dtype and b.dtype == dtype:
+        return torch.bmm(a, b)
+    return torch.bmm(a.to(dtype), b.to(dtype)).to(a.dtype)
+
+
 class FactoredMLP(nn.Module):
-    """K factored MLPs for modular addition; see SPEC section 1 for the flags."""
+    """K factored MLPs for modular addition; docs/experiments.md, "The factored MLP", has the flags."""
 
     def __init__(
         self,
@@ -68,7 +81,7 @@ class FactoredMLP(nn.Module):
         self.p, self.n_models = p, len(seeds)
         self.embed_mode, self.activation = embed, activation
         self.collapsed_hidden, self.collapsed_out = collapsed_hidden, collapsed_out
-        self.dtype = compute_dtype(precision)
+        self.dtype, self.mm_dtype = compute_dtype(precision), matmul_dtype(precision)
         # "original" precision: parameters made by hk.get_parameter stay float32, Linears float64.
         param_dtype = torch.float32 if precision == "original" else self.dtype
 
@@ -96,7 +109,7 @@ class FactoredMLP(nn.Module):
             specs["out"] = ((self.width, d_embed), *lin)
             if not tied_like:
                 specs["unembed"] = ((d_embed, p), *emb)
-        elif not (tied_like and d_embed == n_neurons):  # SPEC: E^T only when tied and d == n
+        elif not (tied_like and d_embed == n_neurons):  # E^T only when tied and d == n (docs/experiments.md)
             specs["unembed"] = ((self.width, p), *lin)
         if not specs:
             raise ValueError("this combination of flags leaves no trainable parameter")
@@ -127,7 +140,7 @@ class FactoredMLP(nn.Module):
         if self.collapsed_hidden:
             return E
         Win = self._w("hidden" if "hidden" in self.weights else f"hidden_{side}")
-        return torch.bmm(E, Win)
+        return bmm(E, Win, self.mm_dtype)
 
     def collapsed(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(W_input_a [K, p, n], W_input_b [K, p, n], W_output [K, n, p]); a and b are the same
@@ -138,7 +151,7 @@ class FactoredMLP(nn.Module):
             U = self._w("unembed")
         else:  # tied (or fixed): U = E^T
             U = self._embedding("a").transpose(1, 2)
-        W_out = U if self.collapsed_out else torch.bmm(self._w("out"), U)
+        W_out = U if self.collapsed_out else bmm(self._w("out"), U, self.mm_dtype)
         return W_in_a, W_in_b, W_out
 
     @property
@@ -167,10 +180,10 @@ class FactoredMLP(nn.Module):
         """Encoded inputs -> logits [K, N, p]."""
         W_in_a, W_in_b, W_out = self.collapsed()
         if len(inputs) == 1:
-            h = torch.bmm(inputs[0], W_in_a)
+            h = bmm(inputs[0], W_in_a, self.mm_dtype)
         else:
-            h = torch.bmm(inputs[0], W_in_a) + torch.bmm(inputs[1], W_in_b)
-        return torch.bmm(self.act(h), W_out)
+            h = bmm(inputs[0], W_in_a, self.mm_dtype) + bmm(inputs[1], W_in_b, self.mm_dtype)
+        return bmm(self.act(h), W_out, self.mm_dtype)
 
     # -------------------------------------------------------------------------------------------
     def n_trainable_per_model(self) -> int:

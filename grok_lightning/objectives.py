@@ -12,7 +12,7 @@ from torchmetrics.functional.classification import binary_accuracy, multiclass_a
 @dataclass(frozen=True)
 class Multiclass:
     """Cross-entropy over n_classes. scale 1/n_classes reproduces the original's mean over batch x
-    classes (the scale the SPEC outcome thresholds are written on); scale 1 is plain CE."""
+    classes (the scale the outcome thresholds are written on); scale 1 is plain CE."""
 
     n_classes: int
     scale: float = 1.0

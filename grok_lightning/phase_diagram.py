@@ -132,3 +132,34 @@ def phase_diagram(
     height = fig.get_figheight()  # fixed room in inches: the legend below, the title above
     fig.tight_layout(rect=(0, 0.4 / height, 1, 1 - 0.3 / height))
     return fig
+
+
+def outcome_bars(
+    records: Sequence[Mapping[str, Any]], by: Sequence[str], *, title: str = "", keys=("outcome", "verdict")
+) -> Figure:
+    """Stacked bars, one per combination of the `by` keys (e.g. the architecture flags): how many
+    models fell in each class, one panel per verdict (the article's phase rule, the accuracy
+    verdict), as the article's "which model constraints work best" bars."""
+    groups = _sorted_unique(tuple(r[k] for k in by) for r in records)
+    labels = ["\n".join(f"{short_name(k)}={_fmt(v)}" for k, v in zip(by, g, strict=True)) for g in groups]
+    panels = [k for k in keys if any(r.get(k) not in (None, "") for r in records)]
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(max(5.0, 1.9 * len(groups) + 0.8) * len(panels), 4.4), squeeze=False
+    )
+    names = {"outcome": "article's phase rule (losses)", "verdict": "accuracy verdict"}
+    for ax, key in zip(axes[0], panels, strict=True):
+        bottom = np.zeros(len(groups))
+        for o in OUTCOMES:
+            counts = np.array(
+                [sum(1 for r in records if tuple(r[k] for k in by) == g and r.get(key) == o) for g in groups]
+            )
+            ax.bar(range(len(groups)), counts, bottom=bottom, color=OUTCOME_COLOURS[o], label=o, width=0.7)
+            bottom += counts
+        ax.set_xticks(range(len(groups)), labels, fontsize=8)
+        ax.set_ylabel("models")
+        ax.set_title(names.get(key, key), fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    fig.suptitle(f"{title}: {len(records)} models" if title else f"{len(records)} models", fontsize=11)
+    fig.tight_layout()
+    return fig

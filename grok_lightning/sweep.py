@@ -48,8 +48,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from grok_lightning import config as C
-from grok_lightning import runs
+from grok_lightning import histories, runs
+from grok_lightning.module import METRICS
 from grok_lightning.outcome import OUTCOMES
+from grok_lightning.tasks import TASKS
 from grok_lightning.train import build_module, run_summary
 from grok_lightning.trainer import build_trainer, wandb_mode
 
@@ -79,6 +81,9 @@ SUMMARY_COLUMNS = (
     "max_ratio",
     "memorise_step",
     "generalise_step",
+    "grok_delay_steps",
+    "solved_step",
+    "verdict",
     "outcome",
     "diverged",
     "final_train_loss",
@@ -86,6 +91,8 @@ SUMMARY_COLUMNS = (
     "final_train_acc",
     "final_test_acc",
     "steps",
+    "key_frequencies",
+    "n_key_frequencies",
 )
 
 
@@ -107,6 +114,7 @@ class CalibrationConfig:
 class PhaseDiagramConfig:
     x: Optional[str] = None  # grid keys for the axes; None: the first two grid keys with > 1 value
     y: Optional[str] = None
+    bars: list = field(default_factory=list)  # grid keys: also stacked outcome bars per combination
 
 
 @dataclass
@@ -484,21 +492,24 @@ def fit_batch(cfg: DictConfig, models: Sequence[Model], device: torch.device, ca
     return module, trainer
 
 
-def model_rows(cfg: DictConfig, module, models: Sequence[Model]) -> list[dict]:
+def batch_frequencies(cfg: DictConfig, module) -> Optional[tuple]:
+    """(neuron frequency [K, n], key frequencies per model) where the task has a Fourier view."""
+    if "fourier" not in TASKS[cfg.task].analyses:
+        return None
+    return histories.learned_frequencies(module.model.W_input)
+
+
+def model_rows(cfg: DictConfig, module, models: Sequence[Model], freqs: Optional[tuple] = None) -> list[dict]:
     """One row per model from the module's logged history (grok_lightning.train.run_summary)."""
     _, values = module.history_tensor()
     rows = []
     for k in range(len(models)):
         s = run_summary(cfg, module, k)
         final = s["final"]
+        keys = freqs[1][k] if freqs else None
         rows.append(
             {
-                "min_train_loss": s["min_train_loss"],
-                "min_test_loss": s["min_test_loss"],
-                "max_ratio": s["max_ratio"],
-                "memorise_step": s["memorise_step"],
-                "generalise_step": s["generalise_step"],
-                "outcome": s["outcome"],
+                **{key: s[key] for key in SUMMARY_COLUMNS if key in s},
                 # a NaN/inf anywhere in its logged metrics: the other models of the batch are unaffected
                 "diverged": bool(values.numel()) and not bool(torch.isfinite(values[:, k]).all()),
                 "final_train_loss": final.get("train/loss"),
@@ -506,6 +517,8 @@ def model_rows(cfg: DictConfig, module, models: Sequence[Model]) -> list[dict]:
                 "final_train_acc": final.get("train/acc"),
                 "final_test_acc": final.get("val/acc"),
                 "steps": None if s["final_step"] is None else s["final_step"] + 1,
+                "key_frequencies": None if keys is None else " ".join(map(str, keys)),
+                "n_key_frequencies": None if keys is None else len(keys),
             }
         )
     return rows
@@ -717,6 +730,13 @@ def merge(sweep: Sweep) -> list[dict]:
     return rows
 
 
+def phase_bars(sweep: Sweep) -> list[str]:
+    """The grid keys of the stacked outcome bars (phase_diagram.bars), resolved."""
+    return [
+        _resolve_key(str(k), set(sweep.grid), "phase_diagram.bars") for k in sweep.scfg.phase_diagram.bars
+    ]
+
+
 def phase_axes(sweep: Sweep) -> tuple[Optional[str], Optional[str], list[str]]:
     varying = [k for k, v in sweep.grid.items() if len(v) > 1]
     x, y = sweep.scfg.phase_diagram.x, sweep.scfg.phase_diagram.y
@@ -801,11 +821,24 @@ def finish(sweep: Sweep, console: Console) -> list[dict]:
     fig.savefig(tmp, dpi=120)
     os.replace(tmp, sweep.out_dir / "phase_diagram.png")
     title = f"{sweep.name}: {len(rows)} models"
+    bars = phase_bars(sweep)
+    if bars:
+        from grok_lightning.figures import save_png
+        from grok_lightning.phase_diagram import outcome_bars
+
+        save_png(outcome_bars(rows, bars, title=sweep.name), sweep.out_dir / "outcome_bars.png")
     console.print(outcome_table(rows, title))
     console.print(
         f"results: [bold]{sweep.out_dir / 'results.csv'}[/], figure: {sweep.out_dir / 'phase_diagram.png'}"
     )
     log_to_wandb(sweep, rows, fig, title)
+    from grok_lightning.explorer import write_sweep_page
+
+    console.print(f"explorer -> {write_sweep_page(sweep.out_dir)}")
+    if any(r.get("key_frequencies") is not None for r in rows):
+        from grok_lightning import seed_stats
+
+        seed_stats.write(sweep.out_dir, rows, console)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -893,10 +926,20 @@ def _train_share(
         start = time.perf_counter()
         module, trainer = fit_batch(group.cfg, models, device)
         wall = time.perf_counter() - start
+        freqs = batch_frequencies(group.cfg, module)
         rows = [
             {**row_prefix(sweep, m), **summary, "group": group.key, "batch": batch["id"], "rank": rank}
-            for m, summary in zip(models, model_rows(group.cfg, module, models), strict=True)
+            for m, summary in zip(models, model_rows(group.cfg, module, models, freqs), strict=True)
         ]
+        steps, values = module.history_tensor()
+        histories.save_batch(
+            out / "histories" / f"{batch['id']}.npz",
+            [m.id for m in models],
+            steps,
+            values,
+            METRICS,
+            None if freqs is None else freqs[0],
+        )
         runs.write_json(
             path, {"batch": batch["id"], "device": str(device), "wall_s": round(wall, 3), "rows": rows}
         )
@@ -944,6 +987,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sweep = load_sweep(argv)
         launch = detect_launch(sweep.scfg.world_size)
         phase_axes(sweep)  # a bad axis fails now, not after training
+        phase_bars(sweep)
         device_for(sweep.base_cfg, launch)
     except C.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

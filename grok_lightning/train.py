@@ -169,7 +169,8 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
     if diverged_at is not None:
         summary["diverged_at_step"] = diverged_at
     runs.write_json(run_dir / "summary.json", summary)
-    finish_loggers(loggers, status)
+    page = explorer_page(run_dir, loggers, console)
+    finish_loggers(loggers, status, summary)
     final = summary["final"]
     if status == "diverged":
         last = runs.last_checkpoint(run_dir)
@@ -184,11 +185,40 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
     else:
         console.print(
             f"done in {wall:.1f} s: train/acc {final.get('train/acc', float('nan')):.4f}, "
-            f"val/acc {final.get('val/acc', float('nan')):.4f}, "
-            f"generalised at step {summary['generalise_step']}, "
-            f"outcome [bold]{summary['outcome']}[/]  ->  {run_dir}"
+            f"test acc {final.get('val/acc', float('nan')):.4f}  ->  {run_dir}"
         )
+    console.print(verdict_lines(summary))
+    if page is not None:
+        console.print(f"explorer -> {page}")
     return run_dir
+
+
+def explorer_page(run_dir: Path, loggers: list, console: Console) -> Optional[Path]:
+    """Build the run's explorer.html (into W&B too). A page that cannot be built costs one line,
+    never the run."""
+    from grok_lightning.explorer import log_page_to_wandb, write_run_page
+
+    try:
+        page = write_run_page(run_dir)
+    except Exception as exc:  # the run's results are already saved
+        console.print(
+            f"[yellow]explorer page not built[/]: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+        )
+        return None
+    log_page_to_wandb(loggers, page)
+    return page
+
+
+def verdict_lines(summary: dict) -> str:
+    """Both verdicts for the console: the accuracy milestones, then the article's phase; a third
+    line when they disagree."""
+    lines = [
+        f"verdict: [bold]{summary['verdict_text']}[/]",
+        f"article's rule (phase diagrams): [bold]{summary['outcome']}[/] ({summary['outcome_reason']})",
+    ]
+    if summary.get("disagreement"):
+        lines.append(f"[yellow]verdicts differ[/]: {summary['disagreement']}")
+    return "\n".join(lines)
 
 
 EXIT_CODES = {"finished": 0, "diverged": 1, "interrupted": 130}

@@ -129,12 +129,35 @@ def build_loggers(
     return loggers
 
 
-def finish_loggers(loggers: list[Logger], status: str) -> None:
+# summary.json keys copied into the W&B run summary: both verdicts, side by side.
+WANDB_SUMMARY_KEYS = (
+    "status",
+    "verdict",
+    "verdict_text",
+    "memorise_step",
+    "generalise_step",
+    "grok_delay_steps",
+    "solved_step",
+    "outcome",
+    "outcome_reason",
+    "disagreement",
+    "min_train_loss",
+    "min_test_loss",
+    "max_ratio",
+)
+
+
+def finish_loggers(loggers: list[Logger], status: str, summary: Optional[dict] = None) -> None:
     """Flush every logger; end the W&B run, which WandbLogger leaves open (a later run in the same
-    process would otherwise log into it)."""
+    process would otherwise log into it), after copying the run's verdicts into its summary."""
     for logger in loggers:
         logger.finalize("success" if status == "finished" else "failed")
         if type(logger).__name__ == "WandbLogger":
+            if summary:
+                run = logger.experiment
+                for key in WANDB_SUMMARY_KEYS:
+                    if summary.get(key) is not None:
+                        run.summary[f"verdicts/{key}"] = summary[key]
             logger.experiment.finish(exit_code=0 if status == "finished" else 1)
 
 

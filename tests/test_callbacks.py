@@ -108,6 +108,7 @@ def test_summary_gets_the_analysis(wandb_run):
         "progress_measures",
         "fourier_stars",
         "weight_heatmaps",
+        "trajectory",
     }
     assert len(summary["neuron_frequency"]) == 24
     assert sum(len(v) for v in summary["frequency_groups"].values()) == 24
@@ -139,7 +140,7 @@ def test_build_callbacks_asks_the_task_not_its_name():
     assert names == {"LossGap", "DFTSparsity", "ProgressMeasures", "FourierStars"}
     parity_like = SimpleNamespace(analyses=frozenset({"heatmaps", "bit_mass"}))
     names = {type(cb).__name__ for cb in build_callbacks(cfg, parity_like, None)}
-    assert names == {"LossGap", "WeightHeatmaps", "BitMass"}
+    assert names == {"LossGap", "WeightHeatmaps", "BitMass", "Trajectory"}
     cfg.callbacks.bit_mass.enabled = False
     assert "BitMass" not in {type(cb).__name__ for cb in build_callbacks(cfg, parity_like, None)}
     assert "BitMass" in {

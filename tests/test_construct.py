@@ -57,13 +57,34 @@ def test_constructed_weights():
     theta_in = torch.atan2(hidden[1], hidden[0])
     theta_out = torch.atan2(out[:, 1], out[:, 0])
     # W_out-proj turns twice as fast as W_in-proj
-    torch.testing.assert_close(torch.remainder(theta_out - 2 * theta_in + math.pi, 2 * math.pi),
-                               torch.full((5,), math.pi, dtype=torch.float64))
+    torch.testing.assert_close(
+        torch.remainder(theta_out - 2 * theta_in + math.pi, 2 * math.pi),
+        torch.full((5,), math.pi, dtype=torch.float64),
+    )
     assert model.n_trainable_per_model() == 20
 
 
-def test_cli(capsys):
-    assert main(["--neurons", "5", "--activation", "square"]) == 0
+def test_cli(capsys, tmp_path):
+    out = ["--out", str(tmp_path)]
+    assert main(["--neurons", "5", "--activation", "square", *out]) == 0
     assert "4489/4489 pairs correct, accuracy 1.000000" in capsys.readouterr().out
-    assert main(["--neurons", "6", "--activation", "relu", "--modulus", "67"]) == 0
+    assert main(["--neurons", "6", "--activation", "relu", "--modulus", "67", *out]) == 0
     assert "accuracy 0.19" in capsys.readouterr().out
+
+
+def test_cli_writes_the_circle_figure_and_the_accuracy_table(tmp_path, capsys):
+    import csv
+
+    from grok_lightning import construct
+
+    assert construct.main(["--neurons", "5", "--modulus", "13", "--out", str(tmp_path)]) == 0
+    png = tmp_path / "appendix_a_N5_square.png"
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10_000
+    with open(tmp_path / "accuracy_table.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * len(construct.TABLE_NEURONS)
+    for r in rows[:6]:  # each entry is the exhaustive check, not a copy
+        assert float(r["accuracy"]) == pytest.approx(
+            construct.accuracy(int(r["neurons"]), 13, r["activation"]), abs=1e-6
+        )
+    assert "169/169 pairs correct" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Fourier analysis (SPEC section 4) against matrices with a known answer."""
+"""Fourier analysis (docs/experiments.md, "Fourier analysis") against matrices with a known answer."""
 
 import math
 

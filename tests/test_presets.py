@@ -1,4 +1,5 @@
-"""Each preset's claim from the article, checked on a real run of that preset (SPEC sections 2, 3, 6).
+"""Each preset's claim from the article, checked on a real run of that preset (docs/experiments.md:
+"Presets", "Sparse parity", "Other comparisons").
 
 The full-length runs are `slow` (make test-full). The claims are written as the article states them
 and the thresholds were fixed before the runs: a visible movement of test accuracy is 10 points;
@@ -39,7 +40,8 @@ def rises_dips_rises(acc: list[float], margin: float = MARGIN) -> bool:
     best_before = [max(acc[: j + 1]) for j in range(n)]
     best_after = [max(acc[j:]) for j in range(n)]
     return any(
-        best_before[j] - acc[0] >= margin and best_before[j] - acc[j] >= margin
+        best_before[j] - acc[0] >= margin
+        and best_before[j] - acc[j] >= margin
         and best_after[j] - acc[j] >= margin
         for j in range(n)
     )
@@ -132,8 +134,10 @@ def test_fixed_embed_reaches_100_percent_on_an_even_circle():
     angle_in = torch.atan2(hidden[1], hidden[0])
     gaps = torch.diff(torch.sort(angle_in).values, append=angle_in.min()[None] + 2 * math.pi)
     twice = torch.remainder(torch.atan2(out[:, 1], out[:, 0]) - 2 * angle_in + math.pi, 2 * math.pi) - math.pi
-    print(f"norms {norms.tolist()}\ngaps (deg) {torch.rad2deg(gaps).tolist()}\n"
-          f"W_out angle - 2 W_in angle (deg) {torch.rad2deg(twice).tolist()}")
+    print(
+        f"norms {norms.tolist()}\ngaps (deg) {torch.rad2deg(gaps).tolist()}\n"
+        f"W_out angle - 2 W_in angle (deg) {torch.rad2deg(twice).tolist()}"
+    )
     assert float(norms.max() / norms.min()) < 1.5  # near-equal norms
     assert float((gaps - 2 * math.pi / 5).abs().max()) < math.radians(10)  # evenly spread
     # W_out turns twice as fast: its angle is twice W_in's, up to one common offset
@@ -167,7 +171,7 @@ def test_parity_l1_groks_and_distractor_weights_fade():
 @pytest.mark.slow
 def test_parity_weight_decay_too_low_right_higher_too_high():
     """The four wd_* presets differ only in weight decay, so they train together as one batch of
-    four models: memorise, grok, generalise directly, fail (SPEC section 6)."""
+    four models: memorise, grok, generalise directly, fail (docs/experiments.md, "Other comparisons")."""
     names = ["wd_too_low", "wd_right", "wd_higher", "wd_too_high"]
     cfgs = [C.load("parity", name, ["train.progress_bar=false"]) for name in names]
     for cfg in cfgs[1:]:
@@ -175,17 +179,24 @@ def test_parity_weight_decay_too_low_right_higher_too_high():
         cfg_wd.optim.weight_decay, cfg_wd.preset = cfgs[0].optim.weight_decay, cfgs[0].preset
         assert cfg_wd == cfgs[0], "the comparison presets must differ only in weight decay"
     cfg = cfgs[0]
-    datamodule, module = build_module(cfg, [cfg.train.seed] * 4, [cfg.optim.lr] * 4,
-                                      [c.optim.weight_decay for c in cfgs], model_labels=names)
+    datamodule, module = build_module(
+        cfg,
+        [cfg.train.seed] * 4,
+        [cfg.optim.lr] * 4,
+        [c.optim.weight_decay for c in cfgs],
+        model_labels=names,
+    )
     start = time.perf_counter()
     build_trainer(cfg, None, [], False, checkpoints=False).fit(module, datamodule=datamodule)
     wall = time.perf_counter() - start
     s = {name: run_summary(cfg, module, k) for k, name in enumerate(names)}
     for name in names:
         f = s[name]["final"]
-        print(f"\nparity/{name}: memorise {s[name]['memorise_step']}, "
-              f"generalise {s[name]['generalise_step']}, final train/acc {f['train/acc']:.4f} "
-              f"val/acc {f['val/acc']:.4f}, outcome {s[name]['outcome']}")
+        print(
+            f"\nparity/{name}: memorise {s[name]['memorise_step']}, "
+            f"generalise {s[name]['generalise_step']}, final train/acc {f['train/acc']:.4f} "
+            f"val/acc {f['val/acc']:.4f}, outcome {s[name]['outcome']}"
+        )
     print(f"four models together: {wall:.0f} s")
     too_low, right, higher, too_high = (s[n] for n in names)
     assert too_low["memorise_step"] is not None and too_low["generalise_step"] is None  # memorise
@@ -196,8 +207,9 @@ def test_parity_weight_decay_too_low_right_higher_too_high():
 
 @pytest.mark.slow
 def test_parity_l2_keeps_more_weight_on_distractors_than_l1():
-    """L1 vs L2 (SPEC section 6): the article shows distractor weights gone with L1, while with L2
-    redundant weight remains. Measured as the distractor share of |W_input| at the end."""
+    """L1 vs L2 (docs/experiments.md, "Other comparisons"): the article shows distractor weights
+    gone with L1, while with L2 redundant weight remains. Measured as the distractor share of
+    |W_input| at the end."""
     shares = {}
     for preset in ("l1", "l2"):
         cfg, module, _, _ = fit("parity", preset)

@@ -307,3 +307,28 @@ def test_rank_zero_stops_waiting_when_another_rank_failed(mini, tmp_path, monkey
     monkeypatch.setattr(S, "fit_batch", real_fit)
     with pytest.raises(S.SweepError, match="rank 1 failed: RuntimeError: boom"):
         S.run_sweep(sweep, S.Launch("torchelastic", 0, 2, 0), S.Console(quiet=True))
+
+
+def test_stored_histories_and_frequencies_equal_the_model_trained_alone(mini, tmp_path):
+    from grok_lightning import histories
+
+    out = tmp_path / "out"
+    assert S.main([f"sweep={mini}", f"out_dir={out}", "calibration.enabled=false"]) == 0
+    rows = {r["model_id"]: r for r in read_results(out)}
+    stored = histories.load(out)
+    assert set(stored) == set(rows)
+    sweep = S.load_sweep([f"sweep={mini}", f"out_dir={out}"])
+    model = next(m for m in sweep.models if m.seed == 2 and m.weight_decay == 1.0)
+    group = next(g for g in sweep.groups if model.id in {m.id for m in g.models})
+    alone, _ = S.fit_batch(group.cfg, [model], torch.device("cpu"))
+    steps, values = alone.history_tensor()
+    mine = stored[model.id]
+    assert mine["steps"].tolist() == steps
+    for i, name in enumerate(S.METRICS):
+        torch.testing.assert_close(
+            torch.from_numpy(mine[name]).double(), values[:, 0, i], rtol=1e-4, atol=1e-6
+        )
+    freqs, keys = histories.learned_frequencies(alone.model.W_input)
+    assert mine["neuron_frequency"].tolist() == freqs[0].tolist()
+    assert rows[model.id]["key_frequencies"] == " ".join(map(str, keys[0]))
+    assert int(rows[model.id]["n_key_frequencies"]) == len(keys[0])

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from grok_lightning import outcome
 from grok_lightning.train import main
 from tests.conftest import short_run_args
 
@@ -39,6 +40,14 @@ def test_short_main_run_memorises_and_writes_its_directory(run_root):
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "gap/loss", "weights/l1", "weights/l2"} <= set(
         rows[0]
     )
+    # both verdicts, and they agree with the run's own metrics.csv
+    col = {k: [float(r[k]) for r in rows] for k in ("train/loss", "val/loss", "train/acc", "val/acc")}
+    again = outcome.summarise(
+        [int(r["step"]) for r in rows], col["train/loss"], col["val/loss"], col["train/acc"], col["val/acc"]
+    )
+    for key in ("verdict", "verdict_text", "outcome", "outcome_reason", "disagreement", "memorise_step"):
+        assert summary[key] == again[key], key
+    assert summary["verdict"] == "memorise" and summary["verdict_text"].startswith("memorised at step")
 
 
 def test_same_seed_same_metrics(run_root):

@@ -1,5 +1,5 @@
-"""The 20-parameter model on a circle (SPEC section 2, `fixed_embed`): modular addition whose
-embedding is the constant cos/sin circle of `model.freqs`; only Win and Wout train.
+"""The 20-parameter model on a circle (docs/experiments.md, "Fixed circular embedding"):
+modular addition whose embedding is the constant cos/sin circle of `model.freqs`; only Win and Wout train.
 
 Same data, model and loss as modadd (reused, not copied); this task only pins embed=fixed.
 """

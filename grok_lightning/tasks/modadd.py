@@ -1,4 +1,4 @@
-"""Modular addition: y = (a + b) mod p, full batch, seeded split (SPEC section 1)."""
+"""Modular addition: y = (a + b) mod p, full batch, seeded split (docs/experiments.md, "Modular addition")."""
 
 from __future__ import annotations
 

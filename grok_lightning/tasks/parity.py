@@ -1,4 +1,5 @@
-"""Sparse parity, "1s and 0s" (SPEC section 3): label = parity of the first k of n_bits random bits.
+"""Sparse parity, "1s and 0s" (docs/experiments.md, "Sparse parity"): label = parity of the
+first k of n_bits random bits.
 
 Data: per model seed, a fixed training set of `train_size` sequences and a test set of `test_size`
 sequences. All train + test sequences are distinct, so the test set never contains a training
@@ -16,7 +17,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from grok_lightning.config import ConfigError, ParityConfig
-from grok_lightning.model import compute_dtype, haiku_linear_init_
+from grok_lightning.model import bmm, compute_dtype, haiku_linear_init_, matmul_dtype
 from grok_lightning.objectives import Binary
 from grok_lightning.tasks.base import FullBatchDataModule, Task
 
@@ -75,7 +76,7 @@ class ParityMLP(nn.Module):
     def __init__(self, *, seeds: Sequence[int], n_bits: int, n_neurons: int, precision: str = "32"):
         super().__init__()
         self.n_bits, self.n_models = n_bits, len(seeds)
-        self.dtype = compute_dtype(precision)
+        self.dtype, self.mm_dtype = compute_dtype(precision), matmul_dtype(precision)
         K = self.n_models
         self.W_input = nn.Parameter(torch.empty(K, n_bits + 1, n_neurons, dtype=self.dtype))
         self.W_output = nn.Parameter(torch.empty(K, n_neurons, 1, dtype=self.dtype))
@@ -92,7 +93,8 @@ class ParityMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encoded inputs -> logits [K, N]."""
-        return torch.bmm(torch.relu(torch.bmm(x, self.W_input)), self.W_output).squeeze(-1)
+        h = torch.relu(bmm(x, self.W_input, self.mm_dtype))
+        return bmm(h, self.W_output, self.mm_dtype).squeeze(-1)
 
 
 def bit_mass(W_input: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,245 @@
+"""The run page: curves from metrics.csv, milestones from summary.json, and every frame of the
+slider from trajectory.npz (the Trajectory callback). The math is grok_lightning.fourier's; this
+module only arranges its results for the page. What the page shows follows the analyses the run's
+task declares (the trajectory records them), never the task's name."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Optional
+
+import torch
+from omegaconf import OmegaConf
+
+from grok_lightning import fourier as fo
+from grok_lightning import outcome
+from grok_lightning.callbacks.fourier_stars import largest_groups
+from grok_lightning.callbacks.trajectory import FILENAME, read_trajectory
+from grok_lightning.module import METRICS
+
+from . import ExplorerError
+from ._page import packed, write_page
+
+# FactoredMLP.act by the activation name the trajectory records (the page has no model to ask).
+ACTIVATIONS = {"relu": torch.relu, "square": torch.square}
+ACC_THRESHOLD = 0.99  # memorised / generalised: train / test accuracy first >= this
+SHOWN_KEYS = ("model.n_neurons", "optim.regularization", "optim.lr", "optim.weight_decay", "train.seed")
+
+
+def write_run_page(run_dir) -> Path:
+    """(Re)build <run_dir>/explorer.html from the run's files; works for finished, interrupted and
+    diverged runs, and for runs without trajectory.npz (curves only, with a note)."""
+    run_dir = Path(run_dir)
+    return write_page(run_dir, run_payload(run_dir))
+
+
+def run_payload(run_dir: Path) -> dict:
+    from grok_lightning.report import ReportError, load_run_config, read_metrics_csv
+    from grok_lightning.tasks import TASKS
+
+    try:
+        cfg = load_run_config(run_dir)
+    except ReportError as exc:
+        raise ExplorerError(str(exc)) from None
+    summary = _read_json(run_dir / "summary.json")
+    try:
+        history = read_metrics_csv(run_dir / "metrics.csv")
+    except (ValueError, csv.Error, UnicodeDecodeError):
+        history = None
+    notes = [] if history is not None else ["metrics.csv has no readable logged rows: no curves"]
+    traj = read_trajectory(run_dir / FILENAME)
+    frames = None
+    if traj is None and (run_dir / FILENAME).exists():
+        notes.append(f"{FILENAME} is unreadable (a damaged file): no frames")
+    elif traj is None:
+        notes.append(
+            f"no {FILENAME} in this run (the trajectory callback was off, or the run predates it): "
+            "curves only, no frames"
+        )
+    else:
+        meta = traj["meta"]
+        analyses = set(meta.get("analyses") or TASKS[cfg.task].analyses)
+        try:
+            frames = frame_payload(traj, analyses, meta, top_k=cfg.callbacks.get("top_k", 5))
+        except (ValueError, RuntimeError, KeyError, IndexError) as exc:  # a damaged file: curves still
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            notes.append(f"{FILENAME} could not be turned into frames ({reason}): curves only")
+    return {
+        "kind": "run",
+        "title": f"{cfg.task} / {cfg.preset} — {run_dir.name}",
+        "config": config_line(cfg),
+        "status": summary.get("status"),
+        "verdict": summary.get("verdict_text"),
+        "phase": summary.get("outcome"),
+        "phase_reason": summary.get("outcome_reason"),
+        "notes": notes,
+        "curves": curve_payload(history) if history is not None else None,
+        "milestones": milestones(summary, history),
+        "frames": frames,
+    }
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def config_line(cfg) -> str:
+    items = {f"data.{k}": v for k, v in cfg.data.items()}
+    items.update({k: OmegaConf.select(cfg, k) for k in SHOWN_KEYS if OmegaConf.select(cfg, k) is not None})
+    items["steps"] = cfg.train.max_steps
+    return ", ".join(f"{k.split('.')[-1]} {v}" for k, v in items.items())
+
+
+# ------------------------------------------------------------------------------------------ curves
+def curve_payload(history) -> dict:
+    steps, values = history
+    col = {name: values[:, 0, i].numpy() for i, name in enumerate(METRICS)}
+    return {
+        "steps": packed(steps, "i4"),
+        "train_loss": packed(col["train/loss"]),
+        "test_loss": packed(col["val/loss"]),
+        "train_acc": packed(col["train/acc"]),
+        "test_acc": packed(col["val/acc"]),
+    }
+
+
+def milestones(summary: dict, history) -> dict:
+    """summary.json's memorise / generalise steps; computed from the curves for a run that has none."""
+    if "memorise_step" in summary or "generalise_step" in summary:
+        return {k: summary.get(k) for k in ("memorise_step", "generalise_step")}
+    if history is None:
+        return {"memorise_step": None, "generalise_step": None}
+    steps, values = history
+    acc = {name: values[:, 0, METRICS.index(name)].tolist() for name in ("train/acc", "val/acc")}
+    return {
+        "memorise_step": outcome.first_step_at_or_above(steps, acc["train/acc"], ACC_THRESHOLD),
+        "generalise_step": outcome.first_step_at_or_above(steps, acc["val/acc"], ACC_THRESHOLD),
+    }
+
+
+# ------------------------------------------------------------------------------------------ frames
+def frame_payload(traj: dict, analyses: set, meta: dict, top_k: int = 5) -> dict:
+    # float32 as stored: the page draws float16, and the frames are fast to analyse in float32
+    W_in = torch.from_numpy(traj["W_input"]).float()  # [T, rows, n]
+    W_out = torch.from_numpy(traj["W_output"]).float()  # [T, n, cols]
+    W_b = torch.from_numpy(traj["W_input_b"]).float() if "W_input_b" in traj else W_in
+    out: dict = {"steps": packed(traj["steps"], "i4"), "count": int(len(traj["steps"]))}
+    if "bit_mass" in analyses:
+        k = int(meta.get("k") or 3)
+        out["heatmaps"] = parity_heatmaps(W_in, W_out, k)
+        share = 1.0 - fo.first_bits_mass_share(W_in, k)
+        out["distractor"] = {"share": packed(share), "k": k, "n_bits": W_in.shape[-2] - 1}
+    else:
+        out["heatmaps"] = token_heatmaps(W_in, W_out)
+    if "fourier" in analyses:
+        out["fourier"] = fourier_payload(W_in, W_b, W_out, meta.get("activation"), top_k)
+        if meta.get("fixed_embed_freqs"):
+            out["circles"] = circles_payload(W_in, W_out, meta["fixed_embed_freqs"])
+    return out
+
+
+def token_heatmaps(W_in, W_out) -> list[dict]:
+    """Modular addition: one row per neuron on both sides, tokens as columns."""
+    return [
+        {
+            "name": "W_input",
+            "matrix": packed(W_in.transpose(1, 2), "f2"),
+            "rows": "neuron",
+            "cols": "input token a (or b)",
+            "sortable": True,
+        },
+        {
+            "name": "W_output",
+            "matrix": packed(W_out, "f2"),
+            "rows": "neuron",
+            "cols": "output logit c",
+            "sortable": True,
+        },
+    ]
+
+
+def parity_heatmaps(W_in, W_out, k: int) -> list[dict]:
+    """Sparse parity: W_input one row per bit and the bias row (neurons as columns), W_output a strip."""
+    n_bits = W_in.shape[-2] - 1
+    names = [f"bit {i + 1}" for i in range(n_bits)] + ["bias"]
+    return [
+        {
+            "name": "W_input",
+            "matrix": packed(W_in, "f2"),
+            "rows": "input bit",
+            "cols": "neuron",
+            "row_names": names,
+            "row_marks": [k, n_bits],  # lines after the relevant bits and before the bias row
+            "sortable": False,
+        },
+        {
+            "name": "W_output",
+            "matrix": packed(W_out.transpose(1, 2), "f2"),
+            "rows": "logit",
+            "cols": "neuron",
+            "row_names": ["logit"],
+            "sortable": False,
+        },
+    ]
+
+
+def fourier_payload(W_in, W_b, W_out, activation: Optional[str], top_k: int) -> dict:
+    """Per frame: the DFT norms, each neuron's frequency, the (cos, sin) pairs at the neurons' final
+    frequencies (the stars), each final group's logit wave, the sparsity numbers."""
+    T, p, n = W_in.shape
+    dft_in, dft_out = fo.dft_input(W_in), fo.dft_output(W_out)
+    freqs = fo.neuron_frequencies(dft_in)  # [T, n]
+    final = freqs[-1]
+    groups = largest_groups(W_in[-1])
+    at_final = final.expand(T, n)
+    sparsity = fo.sparsity_measures(W_in, W_out, top_k)
+    out = {
+        "p": p,
+        "norms_in": packed(fo.frequency_norms(dft_in), "f2"),
+        "norms_out": packed(fo.frequency_norms(dft_out), "f2"),
+        "freqs": packed(freqs, "i2"),
+        "final_freqs": final.tolist(),
+        "order": sorted(range(n), key=lambda i: (int(final[i]), i)),
+        "groups": [{"freq": f, "neurons": neurons} for f, neurons in groups.items()],
+        "key_frequencies": fo.key_frequencies(dft_in[-1]),
+        "phase_in": packed(fo.neuron_phases(dft_in, at_final), "f2"),
+        "phase_out": packed(fo.neuron_phases(dft_out, at_final), "f2"),
+        "sparsity": {"names": list(sparsity), "values": packed(torch.stack(list(sparsity.values()), -1))},
+    }
+    act = ACTIVATIONS.get(activation or "")
+    if act is not None and groups:
+        out["waves"] = group_waves(W_in, W_b, W_out, act, groups)
+    return out
+
+
+def group_waves(W_in, W_b, W_out, act, groups: dict, chunk: int = 32) -> dict:
+    """Each shown group's logit wave and fitted cosine at every frame (chunks of frames bound the
+    [frames, p, p, n] activations in memory)."""
+    parts = [
+        fo.group_wave_fits(W_in[t : t + chunk], W_b[t : t + chunk], W_out[t : t + chunk], act, groups)
+        for t in range(0, W_in.shape[0], chunk)
+    ]
+    res = {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
+    fit = torch.stack([res[k] for k in ("offset", "amplitude", "phase", "r2")], -1)  # [T, G, 4]
+    return {"wave": packed(res["wave"], "f2"), "fit": packed(fit)}
+
+
+def circles_payload(W_in, W_out, freqs: list) -> dict:
+    """A fixed circle embedding: every neuron's (cos, sin) pair at each embedding frequency."""
+    dft_in, dft_out = fo.dft_input(W_in), fo.dft_output(W_out)
+    T, _, n = dft_in.shape
+
+    def at(dft, f):
+        return fo.neuron_phases(dft, torch.full((T, n), int(f), dtype=torch.long))
+
+    return {
+        "freqs": [int(f) for f in freqs],
+        "in": packed(torch.stack([at(dft_in, f) for f in freqs], 1)),  # [T, F, n, 2]
+        "out": packed(torch.stack([at(dft_out, f) for f in freqs], 1)),
+    }

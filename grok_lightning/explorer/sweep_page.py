@@ -1,0 +1,244 @@
+"""The sweep page: the phase diagram of results.csv with live thresholds, and any cell's curves
+from histories/*.npz. The page re-classifies every model with the article's rule from the three
+numbers results.csv keeps per model (min train loss, min test loss, max test/train ratio), the
+rule of grok_lightning.outcome.outcome_class."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Optional
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from grok_lightning.outcome import OUTCOMES
+from grok_lightning.phase_diagram import DIVERGED_COLOUR, OUTCOME_COLOURS, _fmt, short_name
+
+from . import ExplorerError
+from ._page import packed, write_page
+
+CURVE_POINTS = 300  # per model and curve: enough for a log-scale loss curve, small for 1,000+ models
+LOSS_FLOOR = 1e-15  # losses below (an exact 0) are drawn at this floor of the log axis
+DEFAULT_L, DEFAULT_R = 1e-5, 5e4
+
+
+def write_sweep_page(sweep_dir) -> Path:
+    """(Re)build <sweep_dir>/explorer.html from results.csv, sweep.yaml and histories/."""
+    sweep_dir = Path(sweep_dir)
+    return write_page(sweep_dir, sweep_payload(sweep_dir))
+
+
+def sweep_payload(sweep_dir: Path) -> dict:
+    rows = read_results(sweep_dir)
+    spec = read_spec(sweep_dir)
+    x, y, facets = axes(spec, rows)
+    panel_of = {key: i for i, key in enumerate(_distinct(rows, facets))}
+    xs, ys = _distinct(rows, [x] if x else []), _distinct(rows, [y] if y else [])
+    cells: dict[tuple, int] = {}
+    cell_of = []
+    for r in rows:
+        key = (
+            panel_of[_point(r, facets)],
+            xs.index(_point(r, [x] if x else [])),
+            ys.index(_point(r, [y] if y else [])),
+        )
+        cell_of.append(cells.setdefault(key, len(cells)))
+    L, R = thresholds(spec)
+    notes = []
+    curves, freqs = histories_payload(sweep_dir, [r["model_id"] for r in rows])
+    if curves is None:
+        notes.append("no histories/ in this sweep: the phase diagram only, no loss curves per cell")
+    return {
+        "kind": "sweep",
+        "title": f"sweep {sweep_dir.name}",
+        "description": str(spec.get("description") or ""),
+        "task": str(spec.get("task") or ""),
+        "notes": notes,
+        "axes": {
+            "x": _axis(x, xs),
+            "y": _axis(y, ys),
+            "panels": [
+                ", ".join(f"{short_name(k)}={_fmt(v)}" for k, v in zip(facets, key)) for key in panel_of
+            ],
+        },
+        "cells": [{"panel": p, "x": xi, "y": yi} for (p, xi, yi) in cells],
+        "models": model_payload(rows, cell_of),
+        "thresholds": {"L": L, "R": R},
+        "outcomes": list(OUTCOMES),
+        "colours": {**OUTCOME_COLOURS, "diverged": DIVERGED_COLOUR},
+        "curves": curves,
+        "freqs": freqs,
+    }
+
+
+# ------------------------------------------------------------------------------------------ reading
+def read_results(sweep_dir: Path) -> list[dict]:
+    path = sweep_dir / "results.csv"
+    if not path.is_file():
+        raise ExplorerError(f"{sweep_dir}: not a sweep directory (no results.csv)")
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise ExplorerError(f"{path}: cannot read ({exc})") from None
+    needed = {"model_id", "min_train_loss", "min_test_loss", "max_ratio"}
+    if not rows or not needed <= set(rows[0]):
+        raise ExplorerError(f"{path}: no rows with {', '.join(sorted(needed))}")
+    return rows
+
+
+def read_spec(sweep_dir: Path) -> DictConfig:
+    path = sweep_dir / "sweep.yaml"
+    if not path.is_file():
+        return OmegaConf.create({})
+    try:
+        spec = OmegaConf.load(path)
+    except Exception as exc:  # yaml errors come in many classes
+        raise ExplorerError(f"{path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(spec, DictConfig):
+        raise ExplorerError(f"{path}: expected a mapping")
+    return spec
+
+
+def axes(spec: DictConfig, rows: list[dict]) -> tuple[Optional[str], Optional[str], list[str]]:
+    """The phase diagram's axes as the sweep chose them (grok_lightning.sweep.phase_axes)."""
+    from grok_lightning import config as C
+    from grok_lightning.sweep import phase_axes
+
+    grid = OmegaConf.to_container(spec.grid) if "grid" in spec else {}
+    grid = {k: v for k, v in grid.items() if k in rows[0]}
+    chosen = spec.get("phase_diagram") or {}
+    scfg = OmegaConf.create({"phase_diagram": {"x": chosen.get("x"), "y": chosen.get("y")}})
+    try:
+        return phase_axes(SimpleNamespace(grid=grid, scfg=scfg))
+    except C.ConfigError as exc:
+        raise ExplorerError(f"sweep.yaml: {exc}") from None
+
+
+def thresholds(spec: DictConfig) -> tuple[float, float]:
+    out = OmegaConf.select(spec, "first_model_config.outcome", default=None) or {}
+    return float(out.get("loss_threshold", DEFAULT_L)), float(out.get("ratio_threshold", DEFAULT_R))
+
+
+def _value(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False}.get(text, text)
+
+
+def _point(row: dict, keys: list[str]) -> tuple:
+    return tuple(_value(row[k]) for k in keys)
+
+
+def _distinct(rows: list[dict], keys: list[str]) -> list[tuple]:
+    values = list(dict.fromkeys(_point(r, keys) for r in rows))
+    try:
+        return sorted(values)
+    except TypeError:  # mixed types: first-seen order
+        return values
+
+
+def _axis(key: Optional[str], values: list[tuple]) -> dict:
+    return {
+        "key": key,
+        "label": short_name(key) if key else "",
+        "values": [_fmt(v[0]) if v else "" for v in values],
+    }
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _int_or_none(text: str) -> Optional[int]:
+    try:
+        return int(float(text))
+    except (TypeError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------ models
+def model_payload(rows: list[dict], cell_of: list[int]) -> dict:
+    """The three numbers the rule needs go as float64: the page compares them with L and R exactly as
+    Python does (inf and NaN included)."""
+    return {
+        "id": [r["model_id"] for r in rows],
+        "cell": cell_of,
+        "seed": [r.get("seed", "") for r in rows],
+        "min_train": packed([_float(r["min_train_loss"]) for r in rows], "f8"),
+        "min_test": packed([_float(r["min_test_loss"]) for r in rows], "f8"),
+        "max_ratio": packed([_float(r["max_ratio"]) for r in rows], "f8"),
+        "diverged": [r.get("diverged") in ("True", "true", "1") for r in rows],
+        "memorise_step": [_int_or_none(r.get("memorise_step", "")) for r in rows],
+        "generalise_step": [_int_or_none(r.get("generalise_step", "")) for r in rows],
+    }
+
+
+def histories_payload(sweep_dir: Path, model_ids: list[str]) -> tuple[Optional[dict], Optional[list]]:
+    """Every model's train / test loss curve (log10, float16, thinned to CURVE_POINTS) and, for
+    modular addition, each model's neurons per learned frequency."""
+    from grok_lightning import histories
+
+    if not (sweep_dir / "histories").is_dir():
+        return None, None
+    try:
+        saved = histories.load(sweep_dir)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ExplorerError(f"{sweep_dir / 'histories'}: cannot read ({exc})") from None
+    if not saved:
+        return None, None
+    step_sets: dict[tuple, int] = {}
+    set_of, train, test, offsets = [], [], [], [0]
+    for model_id in model_ids:
+        entry = saved.get(model_id)
+        if entry is None or "train/loss" not in entry or "val/loss" not in entry:
+            set_of.append(-1)
+            offsets.append(offsets[-1])
+            continue
+        keep = _thin(len(entry["steps"]))
+        steps = tuple(int(s) for s in np.asarray(entry["steps"])[keep])
+        set_of.append(step_sets.setdefault(steps, len(step_sets)))
+        train.append(_log10(entry["train/loss"][keep]))
+        test.append(_log10(entry["val/loss"][keep]))
+        offsets.append(offsets[-1] + len(steps))
+    if not step_sets:
+        return None, None
+    curves = {
+        "step_sets": [packed(list(s), "i4") for s in step_sets],
+        "set_of": set_of,
+        "offset": packed(offsets, "i4"),
+        "train": packed(np.concatenate(train), "f2"),
+        "test": packed(np.concatenate(test), "f2"),
+    }
+    freqs = [_frequency_counts(saved.get(m, {}).get("neuron_frequency")) for m in model_ids]
+    return curves, freqs if any(f is not None for f in freqs) else None
+
+
+def _thin(n: int) -> np.ndarray:
+    if n <= CURVE_POINTS:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, CURVE_POINTS).round().astype(int))
+
+
+def _log10(loss) -> np.ndarray:
+    values = np.asarray(loss, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.log10(np.where(values >= 0, np.maximum(values, LOSS_FLOOR), np.nan))
+
+
+def _frequency_counts(neuron_frequency) -> Optional[list]:
+    """[[frequency, neurons], ...], most neurons first."""
+    if neuron_frequency is None:
+        return None
+    freqs, counts = np.unique(np.asarray(neuron_frequency), return_counts=True)
+    order = np.lexsort((freqs, -counts))
+    return [[int(freqs[i]), int(counts[i])] for i in order]

@@ -18,7 +18,7 @@ ARGS ?=
 RUN ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train sweep report explore test test-full bench lint clean
+.PHONY: help setup train sweep ensemble report explore test test-full bench lint clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,11 +33,21 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP) ## create .venv and install the package (done automatically by every target)
 
+# A resume names its task in the run's config.yaml: the default TASK is not passed beside it (one
+# given on the command line is, and must match the run's).
+TRAIN_TASK = $(if $(and $(findstring resume=,$(ARGS)),$(filter file,$(origin TASK))),,task=$(TASK))
+# make turns any failing recipe into its own exit code 2; the line names the command's own code
+# (1 diverged, 2 bad input, 130 interrupted), which `$(PY) -m grok_lightning.train ...` returns as is.
 train: $(STAMP) ## train one run: TASK=modadd|parity|fixed_embed [PRESET=name] [ARGS="key=value ..."]
-	$(PY) -m grok_lightning.train task=$(TASK) $(if $(PRESET),preset=$(PRESET)) $(ARGS)
+	@$(PY) -m grok_lightning.train $(TRAIN_TASK) $(if $(PRESET),preset=$(PRESET)) $(ARGS); rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "make: grok_lightning.train exited with $$rc (1 diverged, 2 bad input, 130 interrupted)" >&2; fi; \
+	exit $$rc
 
 sweep: $(STAMP) ## train a grid of models together: SWEEP=parity_phase|modadd_seeds|modadd_architecture [ARGS=...]
 	$(PY) -m grok_lightning.sweep sweep=$(SWEEP) $(ARGS)
+
+ensemble: $(STAMP) ## one start under perturbed numerics, the spread of its grokking step: TASK=modadd PRESET=main [ARGS="perturb=8 ..."]
+	$(PY) -m grok_lightning.ensemble task=$(TASK) $(if $(PRESET),preset=$(PRESET)) $(ARGS)
 
 report: $(STAMP) ## re-render every figure of a finished run: RUN=runs/<task>/<id>
 	$(PY) -m grok_lightning.report $(RUN)

@@ -43,6 +43,7 @@ class TrainConfig:
     # | 64_mm32 (float64 parameters, float32 matrix products)
     log_every: int = 0  # 0: max_steps // 500, the original's cadence
     checkpoint_every: int = 0  # 0: max_steps // 100
+    keep_checkpoints: int = 3  # step=<N>.ckpt files kept besides last.ckpt, newest first; -1: all
     steps_per_call: int = 10  # optimiser steps per Lightning training_step (cuts loop overhead)
     accelerator: str = "auto"
     devices: int = 1
@@ -172,7 +173,7 @@ RULES = {
     "data.test_size": (lambda v: v >= 1, "must be >= 1"),
     "model.d_embed": (lambda v: v >= 1, "must be >= 1"),
     "model.n_neurons": (lambda v: v >= 1, "must be >= 1"),
-    "optim.lr": (lambda v: v > 0, "must be > 0"),
+    "optim.lr": (lambda v: 0 < v < 1e38, "must be in (0, 1e38): one step of that size overflows float32"),
     "optim.weight_decay": (lambda v: v >= 0, "must be >= 0"),
     "optim.beta1": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "optim.beta2": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
@@ -180,6 +181,7 @@ RULES = {
     "train.max_steps": (lambda v: v >= 1, "must be >= 1"),
     "train.log_every": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 500)"),
     "train.checkpoint_every": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 100)"),
+    "train.keep_checkpoints": (lambda v: v >= -1, "must be >= -1 (-1 = keep every step=<N>.ckpt)"),
     "train.steps_per_call": (lambda v: v >= 1, "must be >= 1"),
     "train.devices": (lambda v: v >= 1, "must be >= 1"),
     "train.cpu_threads": (lambda v: v >= 0, "must be >= 0 (0 = torch's default)"),

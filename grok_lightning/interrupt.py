@@ -1,11 +1,11 @@
 """Ctrl-C and SIGTERM (a cluster preempting the job) end a run cleanly: the current training_step
-call finishes, a checkpoint is saved at that exact step, and the run can be resumed to the same
-metrics as an uninterrupted one."""
+call finishes, the run's checkpoint callback (trainer.RunCheckpoint, on_train_end) saves last.ckpt
+at that exact step, and the run can be resumed to the same metrics as an uninterrupted one. A
+kill -9 cannot be caught: the resume then continues from the last periodic checkpoint."""
 
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
 import lightning as L
 
@@ -15,8 +15,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class GracefulStop(L.Callback):
     """Installed after Lightning's own handlers (on_train_start), restored when training ends."""
 
-    def __init__(self, checkpoint_path: Path):
-        self.checkpoint_path = Path(checkpoint_path)
+    def __init__(self):
         self.received: int | None = None
         self._previous: dict = {}
 
@@ -32,11 +31,6 @@ class GracefulStop(L.Callback):
             self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
         except ValueError:  # not the main thread: leave signals alone
             self._previous = {}
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.received is not None and trainer.is_global_zero:
-            self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-            trainer.save_checkpoint(self.checkpoint_path)
 
     def _restore(self) -> None:
         for s, handler in self._previous.items():

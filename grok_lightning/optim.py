@@ -4,6 +4,13 @@ torch's optimisers take one lr / weight decay per parameter group, but the K mod
 group live in the same tensors. The update is torch.optim.AdamW's (decoupled decay first, then
 the bias-corrected Adam step), with lr and weight decay as [K] vectors. `l1` mode adds
 wd * sign(p) to the gradient instead (Adam on loss + wd * sum|p|), as the original's L1 option.
+
+One code path for every batch: each factor is a per-model vector (computed in float64, then
+rounded once to the parameter's dtype) broadcast over that model's slice, and every op is
+elementwise, so model k's numbers never depend on which other models share its batch (a scalar
+path for uniform values rounded differently: the same model gave other results alone). The ops
+are chosen to round exactly as the former scalar path (`add_(p, alpha=a)` == `addcmul_(p, a_k)`,
+`addcdiv_(m, d, value=s)` == `addcdiv_(m * s_k, d)`, tested): a single run's numbers are unchanged.
 """
 
 from __future__ import annotations
@@ -20,18 +27,21 @@ class BatchedAdam(torch.optim.Optimizer):
         super().__init__(params, dict(betas=betas, eps=eps))
         self.decay = decay
         self.n_models = len(lr)
-        # Uniform values (every single run) take the scalar path: fewer kernels per step.
-        self.lr_scalar = float(lr[0]) if bool((lr == lr[0]).all()) else None
-        self.wd_scalar = float(weight_decay[0]) if bool((weight_decay == weight_decay[0]).all()) else None
+        # decay 0 for every model is an identity (p - p*0 == p): skipping it changes no number
+        self.any_decay = decay != "none" and bool((weight_decay != 0).any())
         self._lr, self._wd = lr, weight_decay
         self._per_model: dict[tuple, tuple] = {}
 
     def _vectors(self, p: torch.Tensor):
-        """lr and wd broadcastable against p ([K, 1, 1, ...]), cached per device/dtype/rank."""
+        """(lr float64, wd, -lr*wd) shaped [K, 1, 1, ...] against p, cached per device/dtype/rank."""
         key = (p.device, p.dtype, p.dim())
         if key not in self._per_model:
             shape = (self.n_models,) + (1,) * (p.dim() - 1)
-            self._per_model[key] = tuple(v.to(p.device, p.dtype).view(shape) for v in (self._lr, self._wd))
+            lr = self._lr.to(p.device).view(shape)
+            wd = self._wd.to(p.device).view(shape)
+            # p -= p*(lr*wd) (as optax): p *= (1 - lr*wd) would round the factor to the
+            # parameter's dtype, a bias of ~1e-8 per step in float32.
+            self._per_model[key] = (lr, wd.to(p.dtype), (-lr * wd).to(p.dtype))
         return self._per_model[key]
 
     @torch.no_grad()
@@ -52,26 +62,18 @@ class BatchedAdam(torch.optim.Optimizer):
                     state["exp_avg_sq"] = torch.zeros_like(p)
                 state["step"] += 1
                 t = state["step"]
-                lr_k, wd_k = self._vectors(p)
+                lr64, wd_k, neg_lr_wd_k = self._vectors(p)
                 grad = p.grad
-                if self.decay == "l1" and self.wd_scalar != 0.0:
-                    wd = self.wd_scalar if self.wd_scalar is not None else wd_k
-                    grad = grad + wd * torch.sign(p)
-                elif self.decay == "l2" and self.wd_scalar != 0.0:
-                    # p -= lr*wd*p (as optax): p *= (1 - lr*wd) would round the factor to the
-                    # parameter's dtype, a bias of ~1e-8 per step in float32.
-                    if self.lr_scalar is not None and self.wd_scalar is not None:
-                        p.add_(p, alpha=-self.lr_scalar * self.wd_scalar)
-                    else:
-                        p.sub_(p * (lr_k * wd_k))
+                if self.any_decay and self.decay == "l1":
+                    grad = grad + wd_k * torch.sign(p)
+                elif self.any_decay:
+                    p.addcmul_(p, neg_lr_wd_k)
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 m.lerp_(grad, 1.0 - beta1)
                 v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
                 bias1 = 1.0 - beta1**t
                 bias2_sqrt = (1.0 - beta2**t) ** 0.5
                 denom = (v.sqrt() / bias2_sqrt).add_(group["eps"])
-                if self.lr_scalar is not None:
-                    p.addcdiv_(m, denom, value=-self.lr_scalar / bias1)
-                else:
-                    p.sub_(m.div(denom).mul_(lr_k / bias1))
+                step_k = (-lr64 / bias1).to(p.dtype)  # -lr / bias1 rounded once per model
+                p.addcdiv_(m * step_k, denom)
         return loss

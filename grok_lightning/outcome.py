@@ -30,8 +30,8 @@ GROK_DELAY_FACTOR = 1.0
 # this (on the logged scale), at the same logged step.
 SOLVED_TEST_LOSS = 1e-2
 # A loss "levels off" when over the last FLOOR_TAIL of the logged steps it stays within
-# FLOOR_SPREAD x of its minimum: then it cannot reach L at these settings.
-FLOOR_TAIL, FLOOR_SPREAD = 0.2, 2.0
+# FLOOR_SPREAD x of its minimum (it moved by less than 10%): then it cannot reach L at these settings.
+FLOOR_TAIL, FLOOR_SPREAD = 0.2, 1.1
 # A test-accuracy fall worth a word (reverse grokking): peak minus final.
 FALL_NOTE = 0.05
 
@@ -94,15 +94,27 @@ def phase_reason(phase: str, min_train: float, min_test: float, ratio: float, L:
     return f"max test/train loss ratio {ratio:.2g} >= R = {R:.0e}"
 
 
-def loss_floor(loss: Sequence[float], threshold: float) -> Optional[float]:
-    """The level a loss settled at, when it levelled off above threshold over the last part of
-    the run (so it cannot reach the threshold at these settings); else None."""
+def loss_tail_note(steps: Sequence[int], loss: Sequence[float], threshold: float, side: str) -> Optional[str]:
+    """Why a loss above the threshold did not reach it, from the last FLOOR_TAIL of the run: it
+    levelled off (moved less than FLOOR_SPREAD: it cannot reach L at these settings), or it was
+    still falling (and at its last rate would need about this many more steps)."""
     values = np.asarray(loss, dtype=np.float64)
-    tail = values[int(len(values) * (1 - FLOOR_TAIL)) :]
-    if tail.size < 3 or not np.isfinite(tail).all():
+    start = int(len(values) * (1 - FLOOR_TAIL))
+    tail, tail_steps = values[start:], np.asarray(steps[start:], dtype=np.float64)
+    if tail.size < 3 or not np.isfinite(tail).all() or tail.min() <= threshold:
         return None
-    lo, hi = float(tail.min()), float(tail.max())
-    return lo if lo > threshold and hi <= FLOOR_SPREAD * lo else None
+    first, last = float(tail[0]), float(tail[-1])
+    if tail.max() <= FLOOR_SPREAD * tail.min():
+        return f"the {side} loss levels off near {last:.2g}: it cannot reach L at these settings"
+    span = max(tail_steps[-1] - tail_steps[0], 1.0)
+    rate = np.log(first / last) / span  # per step, on a log scale
+    if rate <= 0:
+        return None
+    more = np.log(last / threshold) / rate
+    return (
+        f"the {side} loss is still falling, {first:.2g} -> {last:.2g} over the last {span:,.0f} steps; "
+        f"at that rate it would reach L after ~{more:,.0f} more steps"
+    )
 
 
 def accuracy_verdict(
@@ -158,13 +170,10 @@ def summarise(
     disagreement = None
     if verdict != phase:
         disagreement = f"article's rule: {phase}, {reason}"
-        floor_of = {"fail": train_loss, "memorise": test_loss}.get(phase)
-        floor = loss_floor(floor_of, L) if floor_of is not None else None
-        if floor is not None:
-            side = "train" if phase == "fail" else "test"
-            disagreement += (
-                f" (the {side} loss levels off near {floor:.2g}: it cannot reach L at these settings)"
-            )
+        side = {"fail": "train", "memorise": "test"}.get(phase)
+        note = loss_tail_note(steps, train_loss if side == "train" else test_loss, L, side) if side else None
+        if note:
+            disagreement += f" ({note})"
     return {
         "memorise_step": mem,
         "generalise_step": gen,

@@ -6,8 +6,10 @@ Reads config.yaml, checkpoints/*.ckpt and metrics.csv; writes <run_dir>/figures/
 callbacks that apply to the run's task are replayed over the checkpoints with the same methods
 they use during training (whatever the run's callback switches were), so the figures match:
 scalars at every checkpoint, image frames at the checkpoints on their image cadence, then the
-end-of-run figures from the last checkpoint. A bad run directory gives one error line on stderr,
-exit code 2, and nothing written.
+end-of-run figures from the last checkpoint. A run keeps only its newest checkpoints
+(train.keep_checkpoints, default 3 besides last.ckpt): the report uses those that exist and says
+how many frames they gave; the full metric curves come from metrics.csv. A bad run directory gives
+one error line on stderr, exit code 2, and nothing written.
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ def render(run_dir: Path, log=print) -> list[str]:
         module.history = list(history[1].unbind(0))
 
     callbacks = build_callbacks(cfg, task, run_dir, include_disabled=True)
+    frame_steps = set()
     with torch.no_grad():
         for i, (step, path) in enumerate(ckpts):
             ckpt = last if path == last_path or step == last_step else load_checkpoint(path)
@@ -144,6 +147,7 @@ def render(run_dir: Path, log=print) -> list[str]:
                 cb.record(module, label)
                 if cb.images_every and (i == 0 or step % cb.images_every == 0 or step == last_step):
                     cb.draw_frames(module, label)
+                    frame_steps.add(step)
         load_state(last)
         summary: dict = {}
         for cb in callbacks:
@@ -152,7 +156,10 @@ def render(run_dir: Path, log=print) -> list[str]:
     written = [p for cb in callbacks for p in cb.written]
     if "key_frequencies" in summary:
         log(f"key frequencies: {summary['key_frequencies']}; final sparsity: {summary['final_sparsity']}")
-    log(f"{len(written)} figures from {len(ckpts)} checkpoints -> {run_dir / 'figures'}")
+    log(
+        f"{len(written)} figures from {len(ckpts)} checkpoints, image frames at {len(frame_steps)} of them "
+        f"(the run kept {len(ckpts)}; train.keep_checkpoints=-1 keeps all) -> {run_dir / 'figures'}"
+    )
     return written
 
 

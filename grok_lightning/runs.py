@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 RUN_FILES = ("config.yaml",)  # the files that make a directory a run directory
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: os.umask can only be read by setting it
 
 
 def new_run_dir(root: str | os.PathLike, task: str) -> Path:
@@ -33,6 +36,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would have
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -73,5 +77,25 @@ def is_run_dir(path: str | os.PathLike) -> bool:
 
 
 def last_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    path = Path(run_dir) / "checkpoints" / "last.ckpt"
-    return path if path.is_file() else None
+    """checkpoints/last.ckpt; in a run written before last.ckpt was rewritten in place, the newest of
+    Lightning's versions (last-v1.ckpt, ...) by modification time."""
+    folder = Path(run_dir) / "checkpoints"
+    found = [p for p in folder.glob("last*.ckpt") if p.is_file()] if folder.is_dir() else []
+    return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
+
+
+class RunLocked(OSError):
+    """Another process is training this run directory."""
+
+
+def lock_run(run_dir: str | os.PathLike):
+    """An exclusive lock on <run_dir>/.lock, held while the returned file stays open (the kernel
+    drops it when the process dies, even by kill -9). Raises RunLocked if another process holds it."""
+    path = Path(run_dir) / ".lock"
+    handle = open(path, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RunLocked(f"{run_dir} is being trained by another process (lock on {path})") from None
+    return handle

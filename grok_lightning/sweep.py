@@ -11,8 +11,13 @@ Arguments: `sweep=` a name in configs/sweeps/ or a path to a YAML file; keys of 
 (`train.max_steps=2000`, the same as `base.train.max_steps=2000`).
 
 Restarts: a batch file is written atomically when its batch is done, and a rerun into the same
-directory skips it. The batching plan (plans/<id>.json) is written once per sweep and device by
-rank 0 and read by every rank, so all ranks agree on the batches even when a plan is reused.
+directory skips it. Each batch trains under a lock (locks/<batch>.lock, flock: freed when its
+process dies): a second sweep started into the same directory leaves the batches the first holds
+to it, trains the rest, then waits for those (and trains any whose holder died). wall_time.json
+sums the batch files' training time over every invocation. A batch trains with a copy of its last
+model appended (`_padded`): a model's results do not depend on which batch it was in (see there
+for how far that holds). The batching plan (plans/<id>.json) is written once per sweep and device
+by rank 0 and read by every rank, so all ranks agree on the batches even when a plan is reused.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ if __name__ == "__main__" and not __package__:
     _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
 
+import contextlib
 import csv
+import fcntl
 import hashlib
 import io
 import itertools
@@ -34,6 +41,7 @@ import json
 import logging
 import math
 import platform
+import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -108,6 +116,8 @@ class CalibrationConfig:
     steps: int = 100  # timed optimiser steps per candidate K (after warmup)
     warmup_steps: int = 20
     max_seconds: float = 2.0  # stop timing one candidate after this long (big K on a CPU)
+    repeats: int = 3  # timed fits per candidate K; its cost is the least of their medians
+    tolerance: float = 0.05  # the smallest K within this fraction of the fastest wins (ties do not flip)
 
 
 @dataclass
@@ -306,6 +316,8 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
         ("world_size", scfg.world_size >= 0, ">= 0 (0: the launcher's)"),
         ("calibration.steps", scfg.calibration.steps >= 1, ">= 1"),
         ("calibration.warmup_steps", scfg.calibration.warmup_steps >= 0, ">= 0"),
+        ("calibration.repeats", scfg.calibration.repeats >= 1, ">= 1"),
+        ("calibration.tolerance", scfg.calibration.tolerance >= 0, ">= 0"),
         ("wait_timeout_s", scfg.wait_timeout_s > 0, "> 0"),
     ):
         if not ok:
@@ -527,13 +539,16 @@ def model_rows(cfg: DictConfig, module, models: Sequence[Model], freqs: Optional
 # ----------------------------------------------------------------------------------------------
 # Calibration: how many models per batch, measured
 class _StepTimer(Callback):
-    """Times training_step calls after the warmup; stops the fit once enough is measured."""
+    """Times each training_step call after the warmup (seconds per optimiser step, one sample per
+    call); stops the fit once max_seconds are measured. `clock` is injectable for tests."""
 
-    def __init__(self, device: torch.device, warmup_calls: int, max_seconds: float):
+    def __init__(self, device: torch.device, warmup_calls: int, max_seconds: float, clock=time.perf_counter):
         super().__init__()
         self.device, self.warmup_calls, self.max_seconds = device, warmup_calls, max_seconds
-        self.calls = self.steps = 0
+        self.clock = clock
+        self.calls = 0
         self.seconds = 0.0
+        self.samples: list[float] = []
         self._t0 = 0.0
 
     def _sync(self):
@@ -542,27 +557,31 @@ class _StepTimer(Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._sync()
-        self._t0 = time.perf_counter()
+        self._t0 = self.clock()
         self._step0 = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self._sync()
+        seconds = self.clock() - self._t0
         self.calls += 1
         if self.calls > self.warmup_calls and trainer.global_step < trainer.max_steps:  # the last call logs
-            self.seconds += time.perf_counter() - self._t0
-            self.steps += trainer.global_step - self._step0
+            self.seconds += seconds
+            self.samples.append(seconds / max(1, trainer.global_step - self._step0))
             if self.seconds > self.max_seconds:
                 trainer.should_stop = True
 
 
-def measure_ms_per_model_step(cfg: DictConfig, models: Sequence[Model], device: torch.device, cal) -> float:
+def measure_ms_per_model_step(
+    cfg: DictConfig, models: Sequence[Model], device: torch.device, cal, clock=time.perf_counter
+) -> float:
+    """Median over the timed calls of one fit: one slow call (another process) does not move it."""
     spc = cfg.train.steps_per_call
     calls = math.ceil(cal.warmup_steps / spc) + math.ceil(cal.steps / spc) + 1  # +1: the logging last call
     steps = calls * spc
     cfg = _batch_config(cfg, max_steps=steps, log_every=steps)
-    timer = _StepTimer(device, math.ceil(cal.warmup_steps / spc), cal.max_seconds)
+    timer = _StepTimer(device, math.ceil(cal.warmup_steps / spc), cal.max_seconds, clock)
     fit_batch(cfg, models, device, [timer])
-    return 1e3 * timer.seconds / max(1, timer.steps) / len(models)
+    return 1e3 * statistics.median(timer.samples or [0.0]) / len(models)
 
 
 def candidate_sizes(n: int) -> list[int]:
@@ -571,23 +590,31 @@ def candidate_sizes(n: int) -> list[int]:
     return sizes + [n]
 
 
-def calibrate(group: Group, cap: int, device: torch.device, cal, console: Console) -> dict:
-    """ms per model-step for growing K; stops once K clearly costs more per model than the best
-    so far (memory-bound on a CPU) or the device runs out of memory. K = the fastest measured."""
+def choose_k(measured: dict, tolerance: float) -> int:
+    """The smallest K whose cost is within `tolerance` of the cheapest: near-ties between sizes
+    (a flat curve) resolve the same way on every run instead of following the noise."""
+    best = min(measured.values())
+    return min(k for k, v in measured.items() if v <= best * (1 + tolerance))
+
+
+def calibrate(group: Group, cap: int, device: torch.device, cal, console: Console, measure=None) -> dict:
+    """ms per model-step for every candidate K in 2..cap, each the least of `cal.repeats` medians;
+    stops early only when the device runs out of memory. K = choose_k of what was measured.
+    Each K is timed as trained, with its padding copy (`_padded`). K = 1 is not a candidate: it
+    trains two models, as K = 2 does, for one result, so it is never cheaper per model than K = 2."""
+    measure = measure or measure_ms_per_model_step
     measured: dict[int, float] = {}
-    for k in candidate_sizes(cap):
-        sample = [group.models[i % len(group.models)] for i in range(k)]
+    for k in [k for k in candidate_sizes(cap) if k > 1]:
+        sample = _padded([group.models[i % len(group.models)] for i in range(k)])  # as trained
         try:
-            measured[k] = measure_ms_per_model_step(group.cfg, sample, device, cal)
+            per_model = min(measure(group.cfg, sample, device, cal) for _ in range(cal.repeats))
+            measured[k] = per_model * len(sample) / k  # per real model-step: the copy is overhead
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             break
-        best = min(measured.values())
-        if measured[k] > 1.25 * best:
-            break
-    chosen = min(measured, key=measured.get)
+    chosen = choose_k(measured, cal.tolerance) if measured else 2  # not even K = 2 fits: try it anyway
     console.print(
-        f"  calibration {group.key}: ms per model-step "
+        f"  calibration {group.key}: ms per model-step (least of {cal.repeats} medians) "
         + ", ".join(f"K={k}: {v:.3g}" for k, v in measured.items())
         + f" -> K={chosen}"
     )
@@ -846,6 +873,37 @@ def finish(sweep: Sweep, console: Console) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------------------
+# Locks: two processes on one out_dir (a sweep started twice) never train the same batch.
+def _try_lock(path: Path):
+    """An open file holding an exclusive flock on `path`, or None when another process holds it.
+    The kernel drops the lock when its holder exits, however it exits: a killed sweep leaves none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+@contextlib.contextmanager
+def _locked(path: Path, timeout_s: float, what: str, console: Optional[Console] = None):
+    """Hold the lock on `path`, waiting (polling) up to timeout_s for another process to let go;
+    says so in one line on `console` when it has to wait."""
+    deadline, delay = time.monotonic() + timeout_s, 0.05
+    while (handle := _try_lock(path)) is None:
+        if console is not None and delay == 0.05:
+            console.print(f"waiting for {what} (another process holds {path})")
+        if time.monotonic() > deadline:
+            raise SweepError(f"timed out after {timeout_s:g} s waiting for {what} (lock {path})")
+        time.sleep(delay)
+        delay = min(2.0, delay * 1.5)
+    with handle:
+        yield
+
+
+# ----------------------------------------------------------------------------------------------
 def run_sweep(sweep: Sweep, launch: Launch, console: Optional[Console] = None) -> Optional[list[dict]]:
     """This rank's share of the sweep; rank 0 then waits for the others and merges. Returns the
     merged rows on rank 0, None elsewhere."""
@@ -865,14 +923,17 @@ def run_sweep(sweep: Sweep, launch: Launch, console: Optional[Console] = None) -
             f"sweep [bold]{sweep.name}[/]: {len(sweep.models)} models in {len(sweep.groups)} groups, "
             f"{launch.world_size} process(es) ({launch.launcher}), device {device} -> {out}"
         )
-        if not plan_path.is_file():  # a plan, once written, is never rewritten: ranks all read the same
-            runs.write_json(
-                plan_path,
-                {
-                    "device": device_key(device),
-                    "batches": make_plan(sweep, device, launch.world_size, console),
-                },
-            )
+        # a second launch into this directory waits for the first one's plan and shares it
+        plan_lock = out / "locks" / f"plan-{pid}.lock"
+        with _locked(plan_lock, sweep.scfg.wait_timeout_s, "another sweep's plan", console):
+            if not plan_path.is_file():  # a plan, once written, is never rewritten: ranks all read the same
+                runs.write_json(
+                    plan_path,
+                    {
+                        "device": device_key(device),
+                        "batches": make_plan(sweep, device, launch.world_size, console),
+                    },
+                )
     else:
         _wait_for([plan_path], sweep.scfg.wait_timeout_s, f"rank 0's plan {plan_path}")
     batches = _read_json(plan_path)["batches"]
@@ -888,7 +949,7 @@ def run_sweep(sweep: Sweep, launch: Launch, console: Optional[Console] = None) -
                 f"rank {launch.rank} failed: {type(exc).__name__}: {reason}\n",
             )
         raise
-    skipped = sum((out / "batches" / f"{b['id']}.json").is_file() for b in mine) - trained
+    skipped = len(mine) - trained
     if skipped:
         console.print(f"{tag}{skipped} of this rank's {len(mine)} batches were already done: skipped")
     if launch.rank != 0:
@@ -907,51 +968,160 @@ def run_sweep(sweep: Sweep, launch: Launch, console: Optional[Console] = None) -
         "the other ranks' batches",
         failed_rank,
     )
-    return finish(sweep, console)
+    with _locked(out / "locks" / "merge.lock", sweep.scfg.wait_timeout_s, "another sweep's merge"):
+        rows = finish(sweep, console)
+        _print_wall_time(sweep, time.time() - started, console)
+    return rows
+
+
+def _print_wall_time(sweep: Sweep, this_run_s: float, console: Console) -> None:
+    """Training time summed over every batch file (all invocations: resumes add up), and this one's."""
+    walls = [_read_json(p)["wall_s"] for p in sorted((sweep.out_dir / "batches").glob("*.json"))]
+    total = sum(walls)
+    runs.write_json(
+        sweep.out_dir / "wall_time.json",
+        {"wall_time_s": round(total, 3), "batches": len(walls), "this_invocation_s": round(this_run_s, 3)},
+    )
+    console.print(
+        f"wall time: {total:,.1f} s training over {len(walls)} batches (all invocations), "
+        f"{this_run_s:,.1f} s this invocation"
+    )
+
+
+def _padded(models: Sequence[Model]) -> list:
+    """The batch as trained: its models, then a copy of the last one (results dropped). Measured on
+    a CPU (AVX512, torch 2.13): torch.bmm over one matrix takes torch.mm's kernel, which rounds
+    otherwise than over two or more; elementwise kernels (sigmoid, exp in the binary loss) run the
+    last (numel mod 32) elements of a tensor through scalar code, 1 ulp off the vector code. With
+    the copy, no real model is alone or last, so each one's numbers do not depend on K."""
+    return [*models, models[-1]]
 
 
 def _train_share(
     sweep: Sweep, mine: list, device: torch.device, rank: int, tag: str, console: Console
 ) -> int:
-    """Train this rank's batches that have no result file yet; returns how many it trained."""
-    out = sweep.out_dir
-    by_id = {m.id: m for m in sweep.models}
-    trained = 0
-    for batch in mine:
-        path = out / "batches" / f"{batch['id']}.json"
-        if path.is_file():
-            continue
-        group = sweep.groups[batch["group"]]
-        models = [by_id[i] for i in batch["models"]]
-        start = time.perf_counter()
-        module, trainer = fit_batch(group.cfg, models, device)
-        wall = time.perf_counter() - start
-        freqs = batch_frequencies(group.cfg, module)
-        rows = [
-            {**row_prefix(sweep, m), **summary, "group": group.key, "batch": batch["id"], "rank": rank}
-            for m, summary in zip(models, model_rows(group.cfg, module, models, freqs), strict=True)
-        ]
-        steps, values = module.history_tensor()
-        histories.save_batch(
-            out / "histories" / f"{batch['id']}.npz",
-            [m.id for m in models],
-            steps,
-            values,
-            METRICS,
-            None if freqs is None else freqs[0],
-        )
-        runs.write_json(
-            path, {"batch": batch["id"], "device": str(device), "wall_s": round(wall, 3), "rows": rows}
-        )
-        trained += 1
-        counts = Counter(r["outcome"] for r in rows)
+    """Train this rank's batches that have no result file yet; returns how many it trained.
+    A batch another process holds the lock of is left to it, and awaited once the rest is done:
+    if that process dies (its lock frees, no result), this one trains the batch itself."""
+    busy = []
+    trained = sum(_train_locked(sweep, b, device, rank, tag, console, wait=False, busy=busy) for b in mine)
+    if busy:
         console.print(
-            f"{tag}batch {batch['id']} ({_fmt_point(_group_point(sweep, models))}): "
-            f"{len(models)} models x {trainer.global_step} steps in {wall:.1f} s "
-            f"({len(models) * trainer.global_step / wall:,.0f} model-steps/s) "
-            + " ".join(f"{o}={counts[o]}" for o in OUTCOMES if counts[o])
+            f"{tag}{len(busy)} batches are being trained by another process: waiting for them "
+            f"(e.g. {busy[0]['id']})"
         )
-    return trained
+    return trained + sum(_train_locked(sweep, b, device, rank, tag, console, wait=True) for b in busy)
+
+
+def _train_locked(sweep, batch, device, rank, tag, console, *, wait: bool, busy=None) -> bool:
+    """Train one batch under its lock unless its result exists; True when this call trained it."""
+    out = sweep.out_dir
+    path = out / "batches" / f"{batch['id']}.json"
+    lock_path = out / "locks" / f"{batch['id']}.lock"
+    if path.is_file():
+        return False
+    if not wait:
+        handle = _try_lock(lock_path)
+        if handle is None:
+            busy.append(batch)
+            return False
+        lock = contextlib.closing(handle)
+    else:
+        lock = _locked(lock_path, sweep.scfg.wait_timeout_s, f"batch {batch['id']} of another process")
+    with lock:
+        if path.is_file():  # the other process finished it while this one waited
+            return False
+        _train_batch(sweep, batch, device, rank, tag, console)
+    return True
+
+
+def _train_batch(sweep, batch, device, rank: int, tag: str, console: Console) -> None:
+    out = sweep.out_dir
+    path = out / "batches" / f"{batch['id']}.json"
+    by_id = {m.id: m for m in sweep.models}
+    group = sweep.groups[batch["group"]]
+    models = [by_id[i] for i in batch["models"]]
+    start = time.perf_counter()
+    progress = _progress_callback(group.cfg, batch["id"], len(models), console if rank == 0 else None)
+    module, trainer = fit_batch(group.cfg, _padded(models), device, [progress])
+    wall = time.perf_counter() - start
+    freqs = _first(batch_frequencies(group.cfg, module), len(models))
+    rows = [
+        {**row_prefix(sweep, m), **summary, "group": group.key, "batch": batch["id"], "rank": rank}
+        for m, summary in zip(models, model_rows(group.cfg, module, models, freqs), strict=True)
+    ]
+    steps, values = module.history_tensor()
+    values = values[:, : len(models)]  # without a padding copy
+    histories.save_batch(
+        out / "histories" / f"{batch['id']}.npz",
+        [m.id for m in models],
+        steps,
+        values,
+        METRICS,
+        None if freqs is None else freqs[0],
+    )
+    runs.write_json(
+        path, {"batch": batch["id"], "device": str(device), "wall_s": round(wall, 3), "rows": rows}
+    )
+    counts = Counter(r["outcome"] for r in rows)
+    console.print(
+        f"{tag}batch {batch['id']} ({_fmt_point(_group_point(sweep, models))}): "
+        f"{len(models)} models x {trainer.global_step} steps in {wall:.1f} s "
+        f"({len(models) * trainer.global_step / wall:,.0f} model-steps/s) "
+        + " ".join(f"{o}={counts[o]}" for o in OUTCOMES if counts[o])
+    )
+
+
+def _first(freqs: Optional[tuple], n: int) -> Optional[tuple]:
+    """batch_frequencies of the first n models (a padded batch has a copy after them)."""
+    return None if freqs is None else (freqs[0][:n], freqs[1][:n])
+
+
+# ----------------------------------------------------------------------------------------------
+# Progress: one line per batch, updated at the logging cadence (not per step), rank 0 only.
+class _Progress(Callback):
+    def __init__(self, update, every: int):
+        super().__init__()
+        self.update, self.every, self.shown = update, every, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if step // self.every > self.shown // self.every or step >= trainer.max_steps:
+            self.shown = step
+            self.update(step)
+
+    def on_train_end(self, trainer, pl_module):
+        self.update(None)
+
+    def on_exception(self, trainer, pl_module, exception):
+        self.update(None)  # a live line left running would garble the traceback
+
+
+def _progress_callback(cfg: DictConfig, batch_id: str, n_models: int, console: Optional[Console]):
+    """A rich progress line `batch <id>: step s / max_steps`; silent without a console (ranks > 0)
+    or where the console is not a terminal (the per-batch line says the same at the end)."""
+    if console is None or not console.is_terminal:
+        return _Progress(lambda step: None, C.log_every(cfg))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn(f"batch {escape(batch_id)} ({n_models} models)"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = bar.add_task("steps", total=cfg.train.max_steps)
+
+    def update(step):
+        if step is None:
+            bar.stop()
+            return
+        bar.start()
+        bar.update(task, completed=step)
+
+    return _Progress(update, C.log_every(cfg))
 
 
 def _group_point(sweep: Sweep, models: Sequence[Model]) -> dict:

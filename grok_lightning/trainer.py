@@ -7,18 +7,25 @@ import csv
 import io
 import netrc
 import os
+import re
+import socket
+import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlparse
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, RichModelSummary, RichProgressBar
+import torch
+from lightning.pytorch.callbacks import RichModelSummary, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig, OmegaConf
 
 from grok_lightning import config as C
 from grok_lightning import runs
+from grok_lightning.module import Diverged
 
 # We log at our own cadence through logger.log_metrics, so Lightning's per-epoch logging interval
 # check does not apply; the pytree notice comes from Lightning itself.
@@ -44,7 +51,7 @@ class GrokProgressBar(RichProgressBar):
 class _ContinuingWriter(ExperimentWriter):
     """Lightning's CSV writer deletes an existing metrics.csv (and warns about the run directory's
     other files); a resumed run keeps the rows logged before its checkpoint (later ones are
-    measured again) and appends to them."""
+    measured again) and appends to them. A row cut short by a kill (no newline yet) is dropped."""
 
     def __init__(self, log_dir: str, keep_before_step: int):
         self.keep_before_step = keep_before_step
@@ -54,16 +61,27 @@ class _ContinuingWriter(ExperimentWriter):
         path = Path(self.metrics_file_path)
         if not path.is_file():
             return
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            header = list(reader.fieldnames or [])
-            rows = [r for r in reader if r.get("step") and int(r["step"]) < self.keep_before_step]
+        lines = path.read_text().splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines.pop()
+        reader = csv.DictReader(io.StringIO("".join(lines)))
+        header = list(reader.fieldnames or [])
+        rows = [r for r in reader if r.get("step") and int(r["step"]) < self.keep_before_step]
+        self._write_all(header, rows)
+        self.metrics_keys = header
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        """Lightning rewrites the file in place when a key appears: a kill then would lose it."""
+        with open(self.metrics_file_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        self._write_all(fieldnames, rows)
+
+    def _write_all(self, header: list[str], rows: list[dict]) -> None:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=header)
         writer.writeheader()
         writer.writerows(rows)
-        runs.atomic_write_text(path, buf.getvalue())
-        self.metrics_keys = header
+        runs.atomic_write_text(self.metrics_file_path, buf.getvalue())
 
 
 class RunCSVLogger(CSVLogger):
@@ -98,16 +116,48 @@ def wandb_mode() -> str:
     return "online" if wandb_credentials_present() else "offline"
 
 
+# W&B may add at most WANDB_PROBE_S + WANDB_INIT_TIMEOUT_S seconds when its server is unreachable.
+WANDB_PROBE_S = 3.0
+WANDB_INIT_TIMEOUT_S = 7.0
+
+
+def wandb_unreachable(timeout: Optional[float] = None) -> Optional[str]:
+    """None if the W&B server accepts a TCP connection within `timeout` seconds (WANDB_PROBE_S),
+    else why not. The probe runs in a thread, so a hanging DNS lookup cannot hold the run up either."""
+    timeout = WANDB_PROBE_S if timeout is None else timeout
+    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    host, port = url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
+    result: dict = {}
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result["ok"] = True
+        except OSError as exc:
+            result["error"] = str(exc) or type(exc).__name__
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if result.get("ok"):
+        return None
+    return f"{host}:{port} unreachable: {result.get('error', f'no answer within {timeout:g} s')}"
+
+
 def build_loggers(
     cfg: DictConfig, run_dir: Path, run_id: str, resume_step: Optional[int] = None
 ) -> list[Logger]:
     loggers: list[Logger] = [RunCSVLogger(run_dir, resume_step)]
     if cfg.logger == "csv":
         return loggers
+    start = time.perf_counter()
     try:
+        import wandb
         from lightning.pytorch.loggers import WandbLogger
 
         mode = wandb_mode()
+        if mode == "online" and (reason := wandb_unreachable()):
+            raise ConnectionError(reason)
         os.environ.setdefault("WANDB_SILENT", "true")
         wandb_logger = WandbLogger(
             project=cfg.wandb_project,
@@ -117,15 +167,17 @@ def build_loggers(
             mode=mode,
             resume="allow",
             config=OmegaConf.to_container(cfg, resolve=True),
+            settings=wandb.Settings(init_timeout=WANDB_INIT_TIMEOUT_S),
         )
         _ = wandb_logger.experiment  # start it now, so a failure falls back here, not mid-run
         loggers.append(wandb_logger)
     except Exception as exc:  # W&B must never stop training
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        line = f"W&B unavailable ({msg}); logging to CSV only (after {time.perf_counter() - start:.1f} s)"
         if cfg.logger == "wandb":
-            warnings.warn(f"W&B unavailable ({msg}); logging to CSV only", stacklevel=2)
+            warnings.warn(line, stacklevel=2)
         else:
-            print(f"[grok_lightning] W&B unavailable ({msg}); logging to CSV only")
+            print(f"[grok_lightning] {line}")
     return loggers
 
 
@@ -175,16 +227,8 @@ def build_trainer(
     cbs = list(callbacks)
     if cfg.train.progress_bar:
         cbs += [GrokProgressBar(), RichModelSummary(max_depth=2)]
-    if checkpoints and run_dir is not None:
-        cbs.append(
-            ModelCheckpoint(
-                dirpath=str(run_dir / "checkpoints"),
-                filename="{step}",
-                every_n_train_steps=C.checkpoint_every(cfg),
-                save_top_k=-1,
-                save_last=True,
-            )
-        )
+    if checkpoints and run_dir is not None and not any(isinstance(cb, RunCheckpoint) for cb in cbs):
+        cbs.append(RunCheckpoint(run_dir, C.checkpoint_every(cfg), cfg.train.keep_checkpoints))
     kwargs = dict(
         accelerator=cfg.train.accelerator,
         devices=cfg.train.devices,
@@ -196,9 +240,78 @@ def build_trainer(
         callbacks=cbs,
         enable_progress_bar=bool(cfg.train.progress_bar),
         enable_model_summary=False,
-        enable_checkpointing=checkpoints and run_dir is not None,
+        enable_checkpointing=False,  # RunCheckpoint instead of Lightning's ModelCheckpoint
         default_root_dir=str(run_dir) if run_dir else None,
         precision="32-true",  # dtypes are the model's own choice (see model.compute_dtype)
     )
     kwargs.update(trainer_kwargs)
     return L.Trainer(**kwargs)
+
+
+STEP_FILE = re.compile(r"step=(\d+)\.ckpt")
+
+
+class RunCheckpoint(L.Callback):
+    """checkpoints/last.ckpt, always the newest state (rewritten atomically: never versioned, never
+    half written), plus step=<N>.ckpt every `every` steps, of which the newest `keep` stay (-1: all).
+    Before each save the CSV rows are flushed (so a kill loses none a resume would not remeasure)
+    and the weights and optimiser state are checked: a non-finite state is a divergence, not a
+    checkpoint. Lightning's ModelCheckpoint versioned last.ckpt on resume (last-v1.ckpt) and
+    remembered its old folder when a run directory moved."""
+
+    def __init__(self, run_dir: Path, every: int, keep: int = -1):
+        self.folder = Path(run_dir) / "checkpoints"
+        self.every, self.keep = every, keep
+        self.saved_step: Optional[int] = None
+
+    @property
+    def last_path(self) -> Path:
+        return self.folder / "last.ckpt"
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.saved_step = trainer.global_step if trainer.ckpt_path else None
+        for stale in self.folder.glob(".*.ckpt.*"):  # half-written by a killed run (we hold the lock)
+            stale.unlink(missing_ok=True)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.every and trainer.global_step % self.every == 0:
+            self.save(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.save(trainer, pl_module)  # the final (or interrupted) step: what a resume continues
+
+    def save(self, trainer, pl_module) -> None:
+        step = trainer.global_step
+        if step == self.saved_step or not trainer.is_global_zero:
+            return
+        if not finite_state(pl_module, trainer.optimizers):
+            raise Diverged(step - 1)
+        for logger in trainer.loggers:
+            if isinstance(logger, CSVLogger):
+                logger.save()
+        buf = io.BytesIO()
+        torch.save(trainer._checkpoint_connector.dump_checkpoint(weights_only=False), buf)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        runs.atomic_write_bytes(self.last_path, buf.getvalue())  # first: last.ckpt is never older
+        if self.every and step % self.every == 0:
+            runs.atomic_write_bytes(self.folder / f"step={step}.ckpt", buf.getvalue())
+            self.prune()
+        self.saved_step = step
+
+    def prune(self) -> None:
+        if self.keep < 0:
+            return
+        found = sorted(
+            (int(m.group(1)), p) for p in self.folder.iterdir() if (m := STEP_FILE.fullmatch(p.name))
+        )
+        for _, path in found[: max(len(found) - self.keep, 0)]:
+            path.unlink(missing_ok=True)
+
+
+def finite_state(module, optimizers) -> bool:
+    """Whether every parameter and every floating optimiser state tensor is finite (one host sync)."""
+    tensors = [p.detach() for p in module.parameters()]
+    for opt in optimizers:
+        for state in opt.state.values():
+            tensors += [v for v in state.values() if torch.is_tensor(v) and v.is_floating_point()]
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()) if tensors else True

@@ -26,7 +26,7 @@ grid:
   model.n_neurons: [4, 8]
   optim.weight_decay: [0.1, 1.0]
 seeds: 3
-calibration: {{steps: 20, warmup_steps: 10}}
+calibration: {{steps: 20, warmup_steps: 10, repeats: 1}}
 """
 
 
@@ -105,6 +105,11 @@ def test_interrupted_sweep_finishes_the_rest(mini, tmp_path, monkeypatch):
     assert S.main(args) == 0
     assert len(calls) == 3 and first.stat().st_mtime_ns == stamp
     assert_every_model_once(read_results(out))
+    # wall time adds up over the invocations: every batch file's, the killed run's first one included
+    walls = [S._read_json(p)["wall_s"] for p in (out / "batches").glob("*.json")]
+    wall = S._read_json(out / "wall_time.json")
+    assert wall["batches"] == 4 and wall["wall_time_s"] == round(sum(walls), 3)
+    assert wall["wall_time_s"] > S._read_json(first)["wall_s"] > 0 and wall["this_invocation_s"] > 0
 
 
 def _parity_cfg(extra=()):
@@ -252,13 +257,16 @@ def test_unknown_sweep_and_short_grid_names(capsys):
 def test_calibration_picks_the_fastest_measured_size(monkeypatch, mini):
     sweep = S.load_sweep([f"sweep={mini}", "seeds=16"])
     group = sweep.groups[0]
-    cost = {1: 1.0, 2: 0.6, 4: 0.5, 8: 0.9, 16: 2.0, 32: 0.1}  # gets worse past 4: stop measuring at 8
+    cost = {2: 0.6, 4: 0.5, 8: 0.9, 16: 2.0, 32: 0.1}  # worse past 4, then best: search them all
     seen = []
-    monkeypatch.setattr(
-        S, "measure_ms_per_model_step", lambda cfg, models, *a: seen.append(len(models)) or cost[len(models)]
-    )
+
+    def measure(cfg, models, *a):  # K models and the padding copy
+        seen.append(len(models) - 1)
+        return cost[len(models) - 1]
+
+    monkeypatch.setattr(S, "measure_ms_per_model_step", measure)
     entry = S.calibrate(group, 32, torch.device("cpu"), sweep.scfg.calibration, S.Console(quiet=True))
-    assert entry["K"] == 4 and seen == [1, 2, 4, 8]
+    assert entry["K"] == 32 and seen == [2, 4, 8, 16, 32]  # K=1 would train a padded pair
     assert S.candidate_sizes(45) == [1, 2, 4, 8, 16, 32, 45]
 
 
@@ -332,3 +340,89 @@ def test_stored_histories_and_frequencies_equal_the_model_trained_alone(mini, tm
     assert mine["neuron_frequency"].tolist() == freqs[0].tolist()
     assert rows[model.id]["key_frequencies"] == " ".join(map(str, keys[0]))
     assert int(rows[model.id]["n_key_frequencies"]) == len(keys[0])
+
+
+PARITY = """\
+task: parity
+base:
+  data: {train_size: 200, test_size: 200}
+  model: {n_neurons: 16}
+  optim: {regularization: l2, lr: 3.0e-3}
+  train: {max_steps: 150}
+  logger: csv
+grid:
+  optim.weight_decay: [0.1, 1.0]
+seeds: 2
+"""
+
+
+def test_a_models_row_does_not_depend_on_its_batch(tmp_path):
+    """Alone (K=1, trained as a padded pair), in batches of 2, or all 4 together (no calibration):
+    every model's results.csv row is the same text, float reprs included. The fault: BatchedAdam's
+    scalar path for uniform lr / decay rounded otherwise than its vector path, and torch.bmm over
+    one matrix rounds otherwise than over several."""
+    path = tmp_path / "parity.yaml"
+    path.write_text(PARITY)
+    tables = []
+    for name, args in (("k1", ["max_models_per_group=1"]), ("k2", ["max_models_per_group=2"]), ("k4", [])):
+        out = tmp_path / name
+        assert S.main([f"sweep={path}", f"out_dir={out}", "calibration.enabled=false", *args]) == 0
+        rows = read_results(out)
+        assert len({r["batch"] for r in rows}) == {"k1": 4, "k2": 2, "k4": 1}[name]
+        tables.append({r["model_id"]: {k: v for k, v in r.items() if k != "batch"} for r in rows})
+    assert tables[0] == tables[1] == tables[2]
+    assert len({r["min_train_loss"] for r in tables[0].values()}) == 4  # four different models
+
+
+def test_a_batch_another_process_holds_is_left_to_it(mini, tmp_path, monkeypatch, capsys):
+    """A second sweep into the same out_dir skips the batch the first one holds the lock of; when
+    that process dies (its lock frees, no result), the second trains the batch itself, last."""
+    import fcntl
+
+    out = tmp_path / "out"
+    args = [f"sweep={mini}", f"out_dir={out}", "calibration.enabled=false", "max_models_per_group=3"]
+    sweep = S.load_sweep(args)
+    plan = S.make_plan(sweep, torch.device("cpu"), 1, S.Console(quiet=True))
+    held = plan[1]
+    lock_path = out / "locks" / f"{held['id']}.lock"
+    lock_path.parent.mkdir(parents=True)
+    other = open(lock_path, "a")  # "another process": flock conflicts between open files
+    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    real_fit, order = S.fit_batch, []
+
+    def fit(cfg, models, *a, **k):
+        order.append(sorted({m.id for m in models}))
+        if len(order) == len(plan) - 1:
+            other.close()  # the other process dies before it writes a result
+        return real_fit(cfg, models, *a, **k)
+
+    monkeypatch.setattr(S, "fit_batch", fit)
+    assert S.main(args) == 0
+    assert sorted(map(tuple, order)) == sorted(tuple(sorted(b["models"])) for b in plan)  # each once
+    assert order[-1] == sorted(held["models"])
+    assert capsys.readouterr().out.count("being trained by another process") == 1
+    assert_every_model_once(read_results(out))
+
+
+def test_two_identical_sweeps_train_every_batch_once(mini, tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "grok_lightning.sweep", f"sweep={mini}", f"out_dir={out}"]
+    cmd += ["calibration.enabled=false", "max_models_per_group=3", "train.max_steps=300"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)]
+    procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for _, e in outputs]
+    trained = sum(o.count(" models x 300 steps in ") for o, _ in outputs)
+    assert trained == 4  # the plan's 4 batches, each by one of the two processes
+    assert_every_model_once(read_results(out))
+
+
+def test_progress_updates_at_the_logging_cadence():
+    from grok_lightning import config as C
+
+    cfg = _parity_cfg(["train.max_steps=100", "train.log_every=20"])
+    updates = []
+    S.fit_batch(cfg, _models([(0, 0.1), (1, 0.1)]), torch.device("cpu"), [S._Progress(updates.append, 20)])
+    assert C.log_every(cfg) == 20
+    assert updates == [20, 40, 60, 80, 100, None]  # not per step (10 calls of 10 steps), closed at the end

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from grok_lightning.outcome import OUTCOMES  # noqa: E402
 
@@ -157,6 +158,7 @@ def outcome_bars(
             bottom += counts
         ax.set_xticks(range(len(groups)), labels, fontsize=8)
         ax.set_ylabel("models")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(names.get(key, key), fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)

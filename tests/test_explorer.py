@@ -26,6 +26,7 @@ from grok_lightning.callbacks.trajectory import default_cadence, read_trajectory
 from grok_lightning.explorer import PAGE_NAME, log_page_to_wandb, write_run_page, write_sweep_page
 from grok_lightning.explorer.measure import browser_missing, console_errors, start_browser
 from grok_lightning.train import build_module, main, train
+from tests.conftest import make_loss_nan_after
 
 PNG_OFF = [
     f"callbacks.{name}.enabled=false"
@@ -124,18 +125,7 @@ def test_interrupted_run_resumes_to_one_continuous_trajectory(modadd_run, tmp_pa
 
 
 def test_diverged_run_resumes_from_its_checkpoint_dropping_later_frames(modadd_run, tmp_path, monkeypatch):
-    real_loss = objectives.Multiclass.loss
-    calls = {"n": 0}
-
-    def nan_from_update_237(self, logits, targets):
-        value = real_loss(self, logits, targets)
-        if logits.requires_grad:
-            calls["n"] += 1
-            if calls["n"] > 237:
-                value = value * float("nan")
-        return value
-
-    monkeypatch.setattr(objectives.Multiclass, "loss", nan_from_update_237)
+    real_loss = make_loss_nan_after(monkeypatch, 237)
     run_dir = run(tmp_path, "modadd", *MODADD)
     monkeypatch.setattr(objectives.Multiclass, "loss", real_loss)
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "diverged"

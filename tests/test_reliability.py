@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from grok_lightning import config as C
-from grok_lightning import objectives, runs
+from grok_lightning import runs
 from grok_lightning.train import main
-from tests.conftest import short_run_args
+from tests.conftest import make_loss_nan_after, short_run_args
 
 SMALL = ["model.d_embed=40", "model.init=torch", "train.log_every=10", "train.checkpoint_every=100"]
 TINY = [
@@ -42,18 +42,7 @@ def only_run(root, task="modadd"):
 
 
 def test_divergence_stops_names_the_step_and_keeps_the_last_good_checkpoint(run_root, monkeypatch, capsys):
-    calls = {"n": 0}
-    real_loss = objectives.Multiclass.loss
-
-    def loss_turning_nan_at_update_237(self, logits, targets):
-        value = real_loss(self, logits, targets)
-        if logits.requires_grad:
-            calls["n"] += 1
-            if calls["n"] > 237:
-                value = value * float("nan")
-        return value
-
-    monkeypatch.setattr(objectives.Multiclass, "loss", loss_turning_nan_at_update_237)
+    make_loss_nan_after(monkeypatch, 237)
     assert main(["task=modadd", *short_run_args(run_root, *SMALL, "train.max_steps=1000")]) == 1
     run_dir = only_run(run_root)
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -18,6 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from grok_lightning.runs import _UMASK
+
 TRAIN, TEST = "#1f77b4", "#d62728"
 MEMORISE, GENERALISE = "#ff7f0e", "#2ca02c"
 DIVERGING = "RdBu_r"  # red positive, blue negative, white at 0
@@ -38,6 +40,7 @@ def save_png(fig: Figure, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=DPI, pil_kwargs={"compress_level": 3})
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would have
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

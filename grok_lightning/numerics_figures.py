@@ -35,7 +35,7 @@ def ensemble_spread(rows: Sequence[dict], max_steps: int, article_step: Optional
         ax.axvline(article_step, color=TRAIN, lw=1.5, label=f"the article's run: {article_step:,}")
     ax.set_yticks(range(len(rows)), labels[::-1], fontsize=8)
     ax.set_xlim(0, max_steps * 1.04)
-    ax.set_xlabel("step of test accuracy >= 0.99 with test loss < 1e-2 (open arrow: not within the budget)")
+    ax.set_xlabel("step of test acc >= 0.99 with test loss < 1e-2 (arrow: not within the budget)", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
     ax.set_title(

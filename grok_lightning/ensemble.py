@@ -18,14 +18,11 @@ Writes <out_dir>/members.csv, ensemble.json, histories/<member group>.npz, sprea
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 from omegaconf import DictConfig
 from rich.console import Console
@@ -77,11 +74,11 @@ def perturb_(model: torch.nn.Module, k: int, scale: float, seed: int) -> float:
 
 def member_rows(cfg: DictConfig, module, labels: Sequence[dict]) -> list[dict]:
     """One row per model of a fitted module (labels: what distinguishes each member)."""
+    from grok_lightning.sweep import batch_frequencies
     from grok_lightning.train import run_summary
 
-    freqs = None
-    if "fourier" in TASKS[cfg.task].analyses:
-        freqs = histories.learned_frequencies(module.model.W_input)[1]
+    found = batch_frequencies(cfg, module)
+    freqs = found[1] if found else None
     steps, values = module.history_tensor()
     test_loss = values[:, :, METRICS.index("val/loss")]
     rows = []
@@ -137,12 +134,8 @@ def fit_members(cfg: DictConfig, n: int, scale: float, console: Console) -> tupl
 
 def spread(rows: Sequence[dict], max_steps: int) -> dict:
     """How many members solved within the budget, and median / quartiles / range of solved_step."""
-    steps = np.array([r["solved_step"] for r in rows if r["solved_step"] is not None], dtype=float)
-    out = {"members": len(rows), "solved": int(steps.size), "max_steps": max_steps}
-    if steps.size:
-        q1, med, q3 = np.percentile(steps, [25, 50, 75])
-        out.update(median=float(med), q1=float(q1), q3=float(q3), min=int(steps.min()), max=int(steps.max()))
-    return out
+    steps = [r["solved_step"] for r in rows if r["solved_step"] is not None]
+    return {"members": len(rows), "solved": len(steps), "max_steps": max_steps, **outcome.step_spread(steps)}
 
 
 def parse(argv: Sequence[str]) -> tuple[DictConfig, dict]:
@@ -231,7 +224,7 @@ def run(cfg: DictConfig, opts: dict, console: Optional[Console] = None) -> dict:
                 f"  {name}: solved at {row['solved_step']}, {row['verdict']}, "
                 f"frequencies [{row['key_frequencies']}], test loss: {row['test_loss_swings']}"
             )
-        _write_csv(out / "members.csv", rows)
+        runs.write_csv_table(out / "members.csv", rows, COLUMNS)
     result = {
         "task": cfg.task,
         "preset": cfg.preset,
@@ -268,15 +261,6 @@ def summary_table(result: dict) -> Table:
         fmt(result["article_step"]) if result.get("article_step") else "-",
     )
     return table
-
-
-def _write_csv(path: Path, rows: Sequence[dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in COLUMNS})
-    runs.atomic_write_text(path, buf.getvalue())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

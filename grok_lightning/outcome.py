@@ -58,6 +58,20 @@ def first_solved_step(
     return None
 
 
+def step_spread(steps: Sequence[int]) -> dict:
+    """median, q1, q3, min, max of some steps (empty: {}); ensembles and seed statistics share it."""
+    if len(steps) == 0:
+        return {}
+    q1, med, q3 = np.percentile(np.asarray(steps, dtype=float), [25, 50, 75])
+    return {
+        "median": float(med),
+        "q1": float(q1),
+        "q3": float(q3),
+        "min": int(min(steps)),
+        "max": int(max(steps)),
+    }
+
+
 def outcome_class(
     train_loss: Sequence[float],
     test_loss: Sequence[float],

@@ -62,6 +62,19 @@ def atomic_write_npz(path: str | os.PathLike, compressed: bool = False, **arrays
     atomic_write_bytes(path, buf.getvalue())
 
 
+def write_csv_table(path: str | os.PathLike, rows, columns) -> None:
+    """Rows (mappings) as a CSV table with these columns, None as empty, written atomically."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+    atomic_write_text(path, buf.getvalue())
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
 

@@ -14,11 +14,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from grok_lightning import histories, runs
+from grok_lightning import histories, outcome, runs
 
 
 def _int(value) -> Optional[int]:
@@ -46,9 +45,7 @@ def seed_statistics(rows: Sequence[dict], hist: dict[str, dict], max_steps: int)
         "n_key_frequencies": {str(k): v for k, v in sorted(n_keys.items())},
         "neurons_per_frequency": {str(k): v for k, v in sorted(per_freq.items())},
     }
-    if steps:
-        q1, med, q3 = np.percentile(steps, [25, 50, 75])
-        out.update(median=float(med), q1=float(q1), q3=float(q3))
+    out.update({k: v for k, v in outcome.step_spread(steps).items() if k in ("median", "q1", "q3")})
     return out
 
 

@@ -32,10 +32,8 @@ if __name__ == "__main__" and not __package__:
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
 
 import contextlib
-import csv
 import fcntl
 import hashlib
-import io
 import itertools
 import json
 import logging
@@ -747,13 +745,7 @@ def merge(sweep: Sweep) -> list[dict]:
             f"{len(missing)} models have no results yet (e.g. {missing[0]}); rerun the same command"
         )
     rows = [done[m.id] for m in sweep.models]
-    cols = results_columns(sweep)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in cols})
-    runs.atomic_write_text(sweep.out_dir / "results.csv", buf.getvalue())
+    runs.write_csv_table(sweep.out_dir / "results.csv", rows, results_columns(sweep))
     return rows
 
 

@@ -53,8 +53,10 @@ def build_callbacks(cfg, task, run_dir: Optional[Path], *, include_disabled: boo
             continue
         if not (toggle.enabled or include_disabled):
             continue
-        kw = {"top_k": section.get("top_k", 5)} if cls is DFTSparsity else {}
+        kw = {"top_k": toggle.get("top_k", 5)} if cls is DFTSparsity else {}
         out.append(
-            cls(cfg, task, run_dir, every=toggle.every, images_every=toggle.get("images_every", 0), **kw)
+            cls(
+                cfg, task, run_dir, scalars_every=toggle.scalars_every, frames_every=toggle.frames_every, **kw
+            )
         )
     return out

@@ -1,6 +1,6 @@
 """What every analysis callback shares: when to act, where results go. No analysis math here.
 
-A callback measures scalars at `every` steps, draws images at `images_every` steps and draws its
+A callback measures scalars at `scalars_every` steps, draws image frames at `frames_every` steps and draws its
 end-of-run figures in `on_train_end`. The same three methods (`record`, `draw_frames`, `finish`)
 are what `grok_lightning.report` calls on a GrokModule rebuilt from checkpoints, so a finished run's
 figures are re-rendered by the very code that drew them during training.
@@ -59,19 +59,23 @@ class AnalysisCallback(Callback):
 
     key = "analysis"
     prefix = "analysis"
-    default_every = SCALAR_DIVISOR  # divisor of max_steps; 0: none by default
-    default_images_every = 0
+    default_scalars_every = SCALAR_DIVISOR  # divisor of max_steps; 0: none by default
+    default_frames_every = 0
 
-    def __init__(self, cfg: DictConfig, task, run_dir: Optional[Path], every: int = 0, images_every: int = 0):
+    def __init__(
+        self, cfg: DictConfig, task, run_dir: Optional[Path], scalars_every: int = 0, frames_every: int = 0
+    ):
         self.cfg, self.task = cfg, task
         self.figure_dir = Path(run_dir) / "figures" if run_dir is not None else None
         spc, max_steps = cfg.train.steps_per_call, cfg.train.max_steps
-        default = max(max_steps // self.default_every, SCALAR_FLOOR) if self.default_every else 0
-        default_images = (
-            max(max_steps // self.default_images_every, IMAGE_FLOOR) if self.default_images_every else 0
+        default = (
+            max(max_steps // self.default_scalars_every, SCALAR_FLOOR) if self.default_scalars_every else 0
         )
-        self.every = resolve_cadence(every, default, spc)
-        self.images_every = resolve_cadence(images_every, default_images, spc)
+        default_frames = (
+            max(max_steps // self.default_frames_every, IMAGE_FLOOR) if self.default_frames_every else 0
+        )
+        self.scalars_every = resolve_cadence(scalars_every, default, spc)
+        self.frames_every = resolve_cadence(frames_every, default_frames, spc)
         self.steps: list[int] = []  # steps of the recorded scalars, kept for the end-of-run figures
         self.series: dict[str, list[float]] = {}
         self.seconds = 0.0  # time spent in this callback, reported in summary.json
@@ -146,9 +150,9 @@ class AnalysisCallback(Callback):
         return outcome.summarise(
             steps,
             col["train/loss"],
-            col["val/loss"],
+            col["test/loss"],
             col["train/acc"],
-            col["val/acc"],
+            col["test/acc"],
             loss_threshold=self.cfg.outcome.loss_threshold,
             ratio_threshold=self.cfg.outcome.ratio_threshold,
         )
@@ -167,9 +171,9 @@ class AnalysisCallback(Callback):
         before, after = self._before, trainer.global_step
         first = before == 0 and after > 0
         start = time.perf_counter()
-        if self.every and (first or crossed(before, after, self.every)):
+        if self.scalars_every and (first or crossed(before, after, self.scalars_every)):
             self.record(pl_module, after - 1, trainer)
-        if self.images_every and (first or crossed(before, after, self.images_every)):
+        if self.frames_every and (first or crossed(before, after, self.frames_every)):
             self.draw_frames(pl_module, after - 1, trainer)
         self.seconds += time.perf_counter() - start
 
@@ -184,7 +188,7 @@ class AnalysisCallback(Callback):
             return
         start = time.perf_counter()
         step = trainer.global_step - 1
-        if self.every:
+        if self.scalars_every:
             self.record(pl_module, step, trainer)
         self.finish(pl_module, step, trainer)
         self.seconds += time.perf_counter() - start

@@ -10,11 +10,11 @@ from ._base import IMAGE_DIVISOR, AnalysisCallback, collapsed_weights
 
 class DFTSparsity(AnalysisCallback):
     """fourier/ scalars (Gini, top-k energy share, key-frequency count, neuron IPR, input and output
-    side) every `every` steps; the frequency x neuron DFT heatmap every `images_every` steps; at the
+    side) every `scalars_every` steps; the frequency x neuron DFT heatmap every `frames_every` steps; at the
     end, the sparsity curves and the final DFT heatmap."""
 
     key, prefix = "dft_sparsity", "fourier"
-    default_images_every = IMAGE_DIVISOR // 2  # five frames: the weight heatmaps carry the slider
+    default_frames_every = IMAGE_DIVISOR // 2  # five frames: the weight heatmaps carry the slider
 
     def __init__(self, *args, top_k: int = 5, **kw):
         super().__init__(*args, **kw)

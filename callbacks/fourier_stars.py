@@ -1,5 +1,5 @@
 """FourierStars: neurons grouped by frequency, their (cos, sin) "star" charts on the input and output
-side, and each group's logit wave, at the end of the run (and every `every` steps if set)."""
+side, and each group's logit wave, at the end of the run (and every `frames_every` steps if set)."""
 
 from __future__ import annotations
 
@@ -35,10 +35,12 @@ def star_groups(W_input, W_output, max_groups: int = MAX_GROUPS) -> list[dict]:
 
 class FourierStars(AnalysisCallback):
     key, prefix = "fourier_stars", "fourier"
-    default_every = 0  # end of run only, unless `every` asks for frames
+    default_scalars_every = 0  # end of run only, unless `frames_every` asks for frames
 
-    def __init__(self, cfg, task, run_dir, every: int = 0, images_every: int = 0):
-        super().__init__(cfg, task, run_dir, every=-1, images_every=every if every > 0 else -1)
+    def __init__(self, cfg, task, run_dir, scalars_every: int = 0, frames_every: int = 0):
+        super().__init__(
+            cfg, task, run_dir, scalars_every=-1, frames_every=frames_every if frames_every > 0 else -1
+        )
 
     def _figures(self, pl_module):
         W_a, W_b, W_out = (w[0] for w in collapsed_weights(pl_module.model))

@@ -21,7 +21,7 @@ class LossGap(AnalysisCallback):
         if not latest:
             return {}
         m = self.marks(pl_module)
-        train, test = latest["train/loss"], latest["val/loss"]
+        train, test = latest["train/loss"], latest["test/loss"]
         out = {"ratio": test / train if train > 0 else math.inf, "max_ratio": m["max_ratio"]}
         for name in ("memorise_step", "generalise_step"):
             if m[name] is not None:
@@ -39,9 +39,9 @@ class LossGap(AnalysisCallback):
         fig = figures.training_curves(
             steps,
             col["train/loss"],
-            col["val/loss"],
+            col["test/loss"],
             col["train/acc"],
-            col["val/acc"],
+            col["test/acc"],
             memorise_step=m["memorise_step"],
             generalise_step=m["generalise_step"],
             verdicts=outcome.headline(m) if m.get("verdict") else None,

@@ -37,7 +37,7 @@ class ProgressMeasures(AnalysisCallback):
             self.series["excluded_loss"],
             loss_steps,
             values[:, 0, METRICS.index("train/loss")].tolist(),
-            values[:, 0, METRICS.index("val/loss")].tolist(),
+            values[:, 0, METRICS.index("test/loss")].tolist(),
             **self.step_marks(pl_module),
         )
         return {"progress": fig}

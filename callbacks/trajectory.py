@@ -60,17 +60,18 @@ def read_trajectory(path: Path) -> Optional[dict]:
 
 
 class Trajectory(AnalysisCallback):
-    """Every `every` steps (default max(max_steps // 200, steps_per_call)), after the first
+    """Every `frames_every` steps (default max(max_steps // 200, steps_per_call)), after the first
     training_step and at the last step; nothing during `grok_lightning.report` (it replays
     checkpoints, which are far coarser than the trajectory it would replace)."""
 
     key, prefix = "trajectory", "trajectory"
-    default_every = 0
+    default_scalars_every = 0
 
-    def __init__(self, cfg, task, run_dir, every: int = 0, images_every: int = 0):
-        super().__init__(cfg, task, run_dir, every=-1, images_every=-1)
+    def __init__(self, cfg, task, run_dir, scalars_every: int = 0, frames_every: int = 0):
+        # its frames are arrays, not images: the base class's image cadence stays off
+        super().__init__(cfg, task, run_dir, scalars_every=-1, frames_every=-1)
         spc = cfg.train.steps_per_call
-        self.every = resolve_cadence(every, default_cadence(cfg.train.max_steps, spc), spc)
+        self.every = resolve_cadence(frames_every, default_cadence(cfg.train.max_steps, spc), spc)
         self.path = Path(run_dir) / FILENAME if run_dir is not None else None
         self.frames: dict[str, list[np.ndarray]] = {}
         self._checkpoint_steps: Optional[list[int]] = None  # frame steps a loaded checkpoint had

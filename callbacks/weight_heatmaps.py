@@ -11,17 +11,16 @@ from ._base import IMAGE_DIVISOR, AnalysisCallback, collapsed_weights
 
 
 class WeightHeatmaps(AnalysisCallback):
-    """Draws every `every` steps (default max_steps // 10) and at the end. Where the task declares
+    """Draws every `frames_every` steps (default max_steps // 10) and at the end. Where the task declares
     the "bit_mass" analysis (sparse parity), W_input is drawn one row per input bit plus the bias
     row, the first k bits marked; otherwise one row per neuron."""
 
     key, prefix = "weight_heatmaps", "figures"
-    default_every = 0  # `every` is its image cadence, see __init__
-    default_images_every = IMAGE_DIVISOR
+    default_scalars_every = 0  # images only
+    default_frames_every = IMAGE_DIVISOR
 
-    def __init__(self, cfg, task, run_dir, every: int = 0, images_every: int = 0):
-        # One cadence: `every` (the toggle's own) sets the frames; images_every is accepted too.
-        super().__init__(cfg, task, run_dir, every=-1, images_every=every or images_every)
+    def __init__(self, cfg, task, run_dir, scalars_every: int = 0, frames_every: int = 0):
+        super().__init__(cfg, task, run_dir, scalars_every=-1, frames_every=frames_every)
 
     def _figure(self, pl_module, step: int, title: str):
         W_in, _, W_out = collapsed_weights(pl_module.model)

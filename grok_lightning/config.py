@@ -59,22 +59,28 @@ class CallbackToggle:
     default; a negative value: never during training (only its end-of-run figures)."""
 
     enabled: bool = True
-    every: int = 0  # scalars (heatmaps, stars: images); default max(max_steps // 50, 100) (stars: end only)
-    images_every: int = 0  # images drawn by a scalar callback; default max(max_steps // 10 or 20, 1000)
+    scalars_every: int = 0  # scalar measures; default max(max_steps // 50, 100); unused by image-only ones
+    frames_every: int = 0  # image frames; default max(max_steps // 10 or 20, 1000) (stars: end only;
+    # trajectory: weight frames for the explorer, default max_steps // 200)
+
+
+@dataclass
+class DFTSparsityToggle(CallbackToggle):
+    top_k: int = 5  # frequencies counted by fourier/*_top{k}_energy
 
 
 @dataclass
 class CallbacksConfig:
     """The analysis callbacks (callbacks/); each runs only where the task declares its analysis."""
 
-    dft_sparsity: CallbackToggle = field(default_factory=CallbackToggle)  # fourier/ scalars, DFT heatmaps
+    # fourier/ scalars, DFT heatmaps
+    dft_sparsity: DFTSparsityToggle = field(default_factory=DFTSparsityToggle)
     weight_heatmaps: CallbackToggle = field(default_factory=CallbackToggle)  # figures/weights frames
     loss_gap: CallbackToggle = field(default_factory=CallbackToggle)  # gap/ scalars, loss curves
     fourier_stars: CallbackToggle = field(default_factory=CallbackToggle)  # stars + logit waves
     progress_measures: CallbackToggle = field(default_factory=CallbackToggle)  # progress/ Nanda et al.
     bit_mass: CallbackToggle = field(default_factory=CallbackToggle)  # parity: |W_input| on bits 1..k
     trajectory: CallbackToggle = field(default_factory=CallbackToggle)  # explorer frames (max_steps // 200)
-    top_k: int = 5  # frequencies counted by fourier/*_top{k}_energy
 
 
 @dataclass

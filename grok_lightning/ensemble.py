@@ -80,7 +80,7 @@ def member_rows(cfg: DictConfig, module, labels: Sequence[dict]) -> list[dict]:
     found = batch_frequencies(cfg, module)
     freqs = found[1] if found else None
     steps, values = module.history_tensor()
-    test_loss = values[:, :, METRICS.index("val/loss")]
+    test_loss = values[:, :, METRICS.index("test/loss")]
     rows = []
     for k, label in enumerate(labels):
         s = run_summary(cfg, module, k)
@@ -90,8 +90,8 @@ def member_rows(cfg: DictConfig, module, labels: Sequence[dict]) -> list[dict]:
                 **label,
                 **{key: s[key] for key in ("solved_step", "generalise_step", "memorise_step", "verdict")},
                 "outcome": s["outcome"],
-                "final_test_acc": s["final"].get("val/acc"),
-                "final_test_loss": s["final"].get("val/loss"),
+                "final_test_acc": s["final"].get("test/acc"),
+                "final_test_loss": s["final"].get("test/loss"),
                 "key_frequencies": " ".join(map(str, freqs[k])) if freqs else "",
                 "test_loss_shape": " ".join(x["kind"] for x in swings),
                 "test_loss_swings": outcome.swing_words(swings),
@@ -268,9 +268,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if any(a in ("-h", "--help", "help") for a in argv):
         print(__doc__)
         return 0
-    from grok_lightning.sweep import _quiet_lightning
+    from grok_lightning.sweep.cli import quiet_lightning
 
-    _quiet_lightning()
+    quiet_lightning()
     try:
         cfg, opts = parse(argv)
         run(cfg, opts)

@@ -4,7 +4,7 @@ learned frequencies can be read back and compared (one compressed npz per batch)
 histories/<batch id>.npz:
     model_ids        [K] str
     steps            [T] int64          the logged steps (the run's log cadence)
-    metric_names     [M] str            grok_lightning.module.METRICS ("val/" = the test set)
+    metric_names     [M] str            grok_lightning.module.METRICS ("test/" = the test set)
     values           [T, K, M] float32
     neuron_frequency [K, n] int16       modular addition only: each neuron's frequency at the end
 """

@@ -4,7 +4,7 @@ Manual optimisation runs `steps_per_call` optimiser steps per training_step, whi
 Lightning's per-step overhead; `trainer.global_step` still counts optimiser steps. Metrics are
 measured after update s (0-based) for s % log_every == 0 and at the last step, the original
 notebooks' convention ("step 0" = after the first update); as there, train/loss is the loss that
-update s was computed from (before it), accuracies, val/loss and norms are measured after it. They
+update s was computed from (before it), accuracies, test/loss and norms are measured after it. They
 are kept on the device as a history
 [n_logged, K, n_metrics] and sent to the loggers at that cadence only.
 """
@@ -27,7 +27,7 @@ class Diverged(RuntimeError):
         self.step = step
 
 
-METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "gap/loss", "weights/l1", "weights/l2")
+METRICS = ("train/loss", "train/acc", "test/loss", "test/acc", "gap/loss", "weights/l1", "weights/l2")
 
 
 class GrokModule(L.LightningModule):

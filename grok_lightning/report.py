@@ -81,6 +81,12 @@ def load_checkpoint(path: Path) -> dict:
     return ckpt
 
 
+def _number(row: dict, name: str) -> float:
+    """A metric of one metrics.csv row; runs written before the rename logged test/* as val/*."""
+    value = row.get(name) or row.get(name.replace("test/", "val/", 1))
+    return float(value) if value else math.nan
+
+
 def read_metrics_csv(path: Path) -> tuple[list[int], torch.Tensor] | None:
     """(steps, values [n, 1, len(METRICS)]) of the rows holding the module's metrics, or None."""
     if not path.is_file():
@@ -91,7 +97,7 @@ def read_metrics_csv(path: Path) -> tuple[list[int], torch.Tensor] | None:
             if not row.get("train/loss"):
                 continue
             steps.append(int(float(row["step"])))
-            rows.append([float(row[name]) if row.get(name) else math.nan for name in METRICS])
+            rows.append([_number(row, name) for name in METRICS])
     if not rows:
         return None
     return steps, torch.tensor(rows, dtype=torch.float64).unsqueeze(1)
@@ -145,7 +151,7 @@ def render(run_dir: Path, log=print) -> list[str]:
             label = step - 1  # the module's convention: after `step` updates = "step step-1"
             for cb in callbacks:
                 cb.record(module, label)
-                if cb.images_every and (i == 0 or step % cb.images_every == 0 or step == last_step):
+                if cb.frames_every and (i == 0 or step % cb.frames_every == 0 or step == last_step):
                     cb.draw_frames(module, label)
                     frame_steps.add(step)
         load_state(last)

@@ -28,6 +28,8 @@ from rich.table import Table
 
 from grok_lightning import config as C
 from grok_lightning import sweep as S
+from grok_lightning.sweep import calibration as SC
+from grok_lightning.sweep.spec import CalibrationConfig
 from grok_lightning.train import train
 
 STEPS = 1000  # per model, both sides
@@ -117,7 +119,7 @@ def batched_vs_sequential(console: Console, steps: int = STEPS) -> float:
 
 def calibration_check(console: Console) -> bool:
     cpu = torch.device("cpu")
-    cal = C.OmegaConf.structured(S.CalibrationConfig(steps=40, warmup_steps=20, max_seconds=0.6))
+    cal = C.OmegaConf.structured(CalibrationConfig(steps=40, warmup_steps=20, max_seconds=0.6))
     table = Table(title="calibration: K per parity shape (45 models per group), ms per model-step")
     for col in (
         "n_neurons",
@@ -135,8 +137,8 @@ def calibration_check(console: Console) -> bool:
         group = S.Group(key=f"{n_neurons}x{train_size}", cfg=cfg, models=models)
         entry = S.calibrate(group, len(models), cpu, cal, Console(quiet=True))
         k = entry["K"]
-        single = S.measure_ms_per_model_step(cfg, models[:1], cpu, cal)
-        chosen = single if k == 1 else S.measure_ms_per_model_step(cfg, models[:k], cpu, cal)
+        single = SC.measure_ms_per_model_step(cfg, models[:1], cpu, cal)
+        chosen = single if k == 1 else SC.measure_ms_per_model_step(cfg, models[:k], cpu, cal)
         ok = chosen <= 1.15 * single  # re-measurements on a shared CPU differ by several percent
         all_ok &= ok
         measured = ", ".join(f"{kk}: {v:.3g}" for kk, v in entry["ms_per_model_step"].items())

@@ -211,9 +211,9 @@ def run_summary(cfg: DictConfig, module: GrokModule, k: int = 0) -> dict:
     summary = outcome.summarise(
         steps,
         series["train/loss"],
-        series["val/loss"],
+        series["test/loss"],
         series["train/acc"],
-        series["val/acc"],
+        series["test/acc"],
         loss_threshold=cfg.outcome.loss_threshold,
         ratio_threshold=cfg.outcome.ratio_threshold,
     )
@@ -332,7 +332,7 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
     else:
         console.print(
             f"done in {wall:.1f} s: train/acc {final.get('train/acc', float('nan')):.4f}, "
-            f"test acc {final.get('val/acc', float('nan')):.4f}  ->  {run_dir}"
+            f"test acc {final.get('test/acc', float('nan')):.4f}  ->  {run_dir}"
         )
     console.print(verdict_lines(summary))
     if page is not None:

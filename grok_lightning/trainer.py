@@ -42,7 +42,7 @@ class GrokProgressBar(RichProgressBar):
         items.pop("v_num", None)
         items["step"] = trainer.global_step
         latest = getattr(pl_module, "latest", {})
-        for name in ("train/acc", "val/acc", "train/loss", "val/loss"):
+        for name in ("train/acc", "test/acc", "train/loss", "test/loss"):
             if name in latest:
                 items[name] = f"{latest[name]:.4f}" if "acc" in name else f"{latest[name]:.3g}"
         return items

@@ -67,7 +67,7 @@ unknown_key = st.builds(
                 "fourier_stars",
                 "progress_measures",
                 "bit_mass",
-                "top_k",
+                "top_k",  # callbacks.dft_sparsity.top_k
                 "loss_threshold",
                 "ratio_threshold",
             }

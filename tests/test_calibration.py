@@ -5,8 +5,10 @@ import random
 
 import pytest
 import torch
+from rich.console import Console
 
 from grok_lightning import sweep as S
+from grok_lightning.sweep import calibration as SC
 from tests.test_sweep import MINI
 
 CPU = torch.device("cpu")
@@ -28,7 +30,7 @@ def _calibrate(group, cal, cost, cap=45):
         calls[k] = calls.get(k, 0) + 1
         return cost(k, calls[k] - 1) * k / len(models)  # per trained model: calibrate scales it back
 
-    entry = S.calibrate(group, cap, CPU, cal, S.Console(quiet=True), measure=measure)
+    entry = S.calibrate(group, cap, CPU, cal, Console(quiet=True), measure=measure)
     return entry, calls
 
 
@@ -85,6 +87,6 @@ def test_one_slow_call_does_not_move_the_measurement(tmp_path):
     durations = [0.02] * 100
     durations[3] = 5.0  # one call (10 steps) caught behind another process
     cal.max_seconds = 100.0
-    ms = S.measure_ms_per_model_step(group.cfg, group.models[:2], CPU, cal, clock=FakeClock(durations))
+    ms = SC.measure_ms_per_model_step(group.cfg, group.models[:2], CPU, cal, clock=FakeClock(durations))
     spc = group.cfg.train.steps_per_call
     assert ms == 1e3 * 0.02 / spc / 2  # the median call, per model-step; a mean would be 10x this

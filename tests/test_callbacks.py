@@ -23,11 +23,11 @@ SHORT = [
     "train.precision=32",
 ]
 CADENCE = [
-    "callbacks.dft_sparsity.every=50",
-    "callbacks.dft_sparsity.images_every=200",
-    "callbacks.weight_heatmaps.every=200",
-    "callbacks.loss_gap.every=50",
-    "callbacks.progress_measures.every=50",
+    "callbacks.dft_sparsity.scalars_every=50",
+    "callbacks.dft_sparsity.frames_every=200",
+    "callbacks.weight_heatmaps.frames_every=200",
+    "callbacks.loss_gap.scalars_every=50",
+    "callbacks.progress_measures.scalars_every=50",
 ]
 ALL_OFF = C.callback_switches(False)
 FINALS = {"curves", "dft_final", "sparsity", "progress", "stars", "logit_waves", "weights_final"}

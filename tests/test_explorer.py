@@ -329,7 +329,7 @@ def sweep_dir(tmp_path_factory):
         "first_model_config": {"outcome": {"loss_threshold": 1e-5, "ratio_threshold": 5e4}},
     }
     (out / "sweep.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(spec)))
-    names = ["train/loss", "train/acc", "val/loss", "val/acc"]
+    names = ["train/loss", "train/acc", "test/loss", "test/acc"]
     values = np.stack([train, np.zeros_like(train), test, np.zeros_like(test)], -1)  # [T, K, M]
     half = len(models) // 2
     (out / "histories").mkdir()

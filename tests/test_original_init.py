@@ -170,7 +170,7 @@ def _replay(task, n_train, n_test, *overrides, log_every, max_steps, tmp_path):
         step: dict(
             train_loss=float(r["train/loss"]),
             train_correct=round(float(r["train/acc"]) * n_train),
-            test_correct=round(float(r["val/acc"]) * n_test),
+            test_correct=round(float(r["test/acc"]) * n_test),
             l1=float(r["weights/l1"]),
             l2=float(r["weights/l2"]),
         )

@@ -155,4 +155,4 @@ def test_cli_run_writes_summary(tmp_path):
     assert rc == 0
     (summary_path,) = tmp_path.glob("parity/*/summary.json")
     summary = json.loads(summary_path.read_text())
-    assert summary["steps_trained"] == 40 and 0.0 <= summary["final"]["val/acc"] <= 1.0
+    assert summary["steps_trained"] == 40 and 0.0 <= summary["final"]["test/acc"] <= 1.0

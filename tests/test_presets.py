@@ -49,7 +49,7 @@ def fit(task: str, preset=None, overrides=(), callbacks=()):
     f = summary["final"]
     print(
         f"\n{task}/{cfg.preset} {' '.join(overrides)}: memorise {summary['memorise_step']}, generalise "
-        f"{summary['generalise_step']}, final train/acc {f['train/acc']:.4f} val/acc {f['val/acc']:.4f}, "
+        f"{summary['generalise_step']}, final train/acc {f['train/acc']:.4f} test/acc {f['test/acc']:.4f}, "
         f"outcome {summary['outcome']}, {wall:.0f} s"
     )
     return cfg, module, summary, wall
@@ -75,7 +75,7 @@ def test_main_memorises_then_waits_long():
     20,000 in every numerics member measured; whether it then groks within 50,000 steps depends on
     the numerics (make ensemble TASK=modadd PRESET=main), so this test does not ask for it."""
     _, module, summary, _ = fit("modadd", "main")
-    acc = module.metric_series("val/acc")
+    acc = module.metric_series("test/acc")
     at_20k = acc[module.history_steps.index(20_000)]
     print(f"test accuracy at 20,000: {at_20k:.3f}; {summary['verdict_text']}")
     assert summary["memorise_step"] is not None and summary["memorise_step"] <= 500
@@ -83,7 +83,7 @@ def test_main_memorises_then_waits_long():
 
 
 def loss_swings(module) -> list[dict]:
-    swings = outcome.zigzag(module.history_steps, module.metric_series("val/loss"))
+    swings = outcome.zigzag(module.history_steps, module.metric_series("test/loss"))
     print("test loss:", outcome.swing_words(swings))
     return swings
 
@@ -105,7 +105,7 @@ def test_gen_mem_gen_test_loss_as_measured():
     in the replay: the test loss falls below 1e-2 within 3,000 steps, rises by less than 2x
     (1.7-1.9x measured), falls back and never goes below 1e-3; test accuracy stays below 0.99."""
     _, module, summary, _ = fit("modadd", "gen_mem_gen")
-    test = module.metric_series("val/loss")
+    test = module.metric_series("test/loss")
     swings = outcome.zigzag(module.history_steps, test, factor=1.5)
     print("test loss (swings of 1.5x):", outcome.swing_words(swings))
     assert [s["kind"] for s in swings][:3] == ["fall", "rise", "fall"]
@@ -119,16 +119,16 @@ def test_fully_collapsed_fits_train_but_not_test():
     # no stored original draw exists for the collapsed shape: torch init
     flags = ["model.collapsed_hidden=true", "model.collapsed_out=true", "model.init=torch"]
     _, module, summary, _ = fit("modadd", "main", flags)
-    print(f"max val/acc {max(module.metric_series('val/acc')):.3f}")
+    print(f"max test/acc {max(module.metric_series('test/acc')):.3f}")
     assert summary["final"]["train/acc"] >= 0.99
-    assert max(module.metric_series("val/acc")) < 0.5
+    assert max(module.metric_series("test/acc")) < 0.5
 
 
 # ------------------------------------------------------------------------------ fixed embedding
 @pytest.mark.slow
 def test_fixed_embed_reaches_100_percent_on_an_even_circle():
     _, module, summary, _ = fit("fixed_embed")
-    assert summary["final"]["val/acc"] == 1.0
+    assert summary["final"]["test/acc"] == 1.0
     hidden = module.model.weights["hidden"][0].detach().double()  # [2, 5]: neuron i's W_in-proj
     out = module.model.weights["out"][0].detach().double()  # [5, 2]: its W_out-proj
     norms = hidden.norm(dim=0)
@@ -196,7 +196,7 @@ def test_parity_weight_decay_too_low_right_higher_too_high():
         print(
             f"\nparity/{name}: memorise {s[name]['memorise_step']}, "
             f"generalise {s[name]['generalise_step']}, final train/acc {f['train/acc']:.4f} "
-            f"val/acc {f['val/acc']:.4f}, outcome {s[name]['outcome']}"
+            f"test/acc {f['test/acc']:.4f}, outcome {s[name]['outcome']}"
         )
     print(f"four models together: {wall:.0f} s")
     too_low, right, higher, too_high = (s[n] for n in names)

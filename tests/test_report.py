@@ -35,7 +35,7 @@ def finished_run(tmp_path_factory):
             *SHORT,
             f"run_root={tmp_path_factory.mktemp('runs')}",
             *ALL_OFF,
-            "callbacks.weight_heatmaps.every=50",
+            "callbacks.weight_heatmaps.frames_every=50",
         ],
     )
     return train(cfg, console=Console(quiet=True))

@@ -10,9 +10,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from rich.console import Console
 
+from grok_lightning import runs
 from grok_lightning import sweep as S
+from grok_lightning.module import METRICS
 from grok_lightning.outcome import OUTCOMES
+from grok_lightning.sweep import batch as SB
+from grok_lightning.sweep import calibration as SC
+from grok_lightning.sweep import run as SR
+from grok_lightning.sweep.sync import read_json
 
 MINI = """\
 task: modadd
@@ -72,7 +79,7 @@ def test_rerun_skips_finished_batches(mini, tmp_path, monkeypatch):
     )
     before = {p.name: p.stat().st_mtime_ns for p in (out / "batches").iterdir()}
     assert len(before) == 4
-    monkeypatch.setattr(S, "fit_batch", lambda *a, **k: pytest.fail("a finished batch was trained again"))
+    monkeypatch.setattr(SR, "fit_batch", lambda *a, **k: pytest.fail("a finished batch was trained again"))
     (out / "results.csv").unlink()
     assert (
         S.main([f"sweep={mini}", f"out_dir={out}", "calibration.enabled=false", "max_models_per_group=3"])
@@ -93,7 +100,7 @@ def test_interrupted_sweep_finishes_the_rest(mini, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_fit(*a, **k)
 
-    monkeypatch.setattr(S, "fit_batch", interrupted)
+    monkeypatch.setattr(SR, "fit_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         S.main(args)
     assert not (out / "results.csv").exists()
@@ -101,15 +108,15 @@ def test_interrupted_sweep_finishes_the_rest(mini, tmp_path, monkeypatch):
     stamp = first.stat().st_mtime_ns
 
     calls.clear()
-    monkeypatch.setattr(S, "fit_batch", lambda *a, **k: (calls.append(1), real_fit(*a, **k))[1])
+    monkeypatch.setattr(SR, "fit_batch", lambda *a, **k: (calls.append(1), real_fit(*a, **k))[1])
     assert S.main(args) == 0
     assert len(calls) == 3 and first.stat().st_mtime_ns == stamp
     assert_every_model_once(read_results(out))
     # wall time adds up over the invocations: every batch file's, the killed run's first one included
-    walls = [S._read_json(p)["wall_s"] for p in (out / "batches").glob("*.json")]
-    wall = S._read_json(out / "wall_time.json")
+    walls = [read_json(p)["wall_s"] for p in (out / "batches").glob("*.json")]
+    wall = read_json(out / "wall_time.json")
     assert wall["batches"] == 4 and wall["wall_time_s"] == round(sum(walls), 3)
-    assert wall["wall_time_s"] > S._read_json(first)["wall_s"] > 0 and wall["this_invocation_s"] > 0
+    assert wall["wall_time_s"] > read_json(first)["wall_s"] > 0 and wall["this_invocation_s"] > 0
 
 
 def _parity_cfg(extra=()):
@@ -155,7 +162,7 @@ def test_a_diverged_model_is_marked_and_the_others_go_on(monkeypatch):
     cpu = torch.device("cpu")
     models = _models([(0, 0.1), (1, 0.1), (2, 0.1)])
     clean, _ = S.fit_batch(cfg, models, cpu)
-    real_build = S.build_module
+    real_build = SB.build_module
 
     def poisoned(*a, **k):
         dm, module = real_build(*a, **k)
@@ -163,7 +170,7 @@ def test_a_diverged_model_is_marked_and_the_others_go_on(monkeypatch):
             module.model.W_input[1, 0, 0] = float("nan")
         return dm, module
 
-    monkeypatch.setattr(S, "build_module", poisoned)
+    monkeypatch.setattr(SB, "build_module", poisoned)
     dirty, _ = S.fit_batch(cfg, models, cpu)
     rows = S.model_rows(cfg, dirty, models)
     assert [r["diverged"] for r in rows] == [False, True, False]
@@ -264,15 +271,15 @@ def test_calibration_picks_the_fastest_measured_size(monkeypatch, mini):
         seen.append(len(models) - 1)
         return cost[len(models) - 1]
 
-    monkeypatch.setattr(S, "measure_ms_per_model_step", measure)
-    entry = S.calibrate(group, 32, torch.device("cpu"), sweep.scfg.calibration, S.Console(quiet=True))
+    monkeypatch.setattr(SC, "measure_ms_per_model_step", measure)
+    entry = S.calibrate(group, 32, torch.device("cpu"), sweep.scfg.calibration, Console(quiet=True))
     assert entry["K"] == 32 and seen == [2, 4, 8, 16, 32]  # K=1 would train a padded pair
     assert S.candidate_sizes(45) == [1, 2, 4, 8, 16, 32, 45]
 
 
 def test_plan_gives_every_rank_work_and_every_model_once(mini, tmp_path):
     sweep = S.load_sweep([f"sweep={mini}", f"out_dir={tmp_path}", "calibration.enabled=false"])
-    plan = S.make_plan(sweep, torch.device("cpu"), 8, S.Console(quiet=True))
+    plan = S.make_plan(sweep, torch.device("cpu"), 8, Console(quiet=True))
     assert len(plan) >= 8
     ids = [i for b in plan for i in b["models"]]
     assert sorted(ids) == sorted(m.id for m in sweep.models)
@@ -303,18 +310,18 @@ def test_rank_zero_stops_waiting_when_another_rank_failed(mini, tmp_path, monkey
     plan_path = tmp_path / "plans" / f"{S.plan_id(sweep, cpu, 2)}.json"
     plan_path.parent.mkdir(parents=True)
     (tmp_path / "batches").mkdir()
-    S.runs.write_json(plan_path, {"batches": S.make_plan(sweep, cpu, 2, S.Console(quiet=True))})
+    runs.write_json(plan_path, {"batches": S.make_plan(sweep, cpu, 2, Console(quiet=True))})
     real_fit = S.fit_batch
 
     def boom(*a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(S, "fit_batch", boom)
+    monkeypatch.setattr(SR, "fit_batch", boom)
     with pytest.raises(RuntimeError):
-        S.run_sweep(sweep, S.Launch("torchelastic", 1, 2, 1), S.Console(quiet=True))
-    monkeypatch.setattr(S, "fit_batch", real_fit)
+        S.run_sweep(sweep, S.Launch("torchelastic", 1, 2, 1), Console(quiet=True))
+    monkeypatch.setattr(SR, "fit_batch", real_fit)
     with pytest.raises(S.SweepError, match="rank 1 failed: RuntimeError: boom"):
-        S.run_sweep(sweep, S.Launch("torchelastic", 0, 2, 0), S.Console(quiet=True))
+        S.run_sweep(sweep, S.Launch("torchelastic", 0, 2, 0), Console(quiet=True))
 
 
 def test_stored_histories_and_frequencies_equal_the_model_trained_alone(mini, tmp_path):
@@ -332,7 +339,7 @@ def test_stored_histories_and_frequencies_equal_the_model_trained_alone(mini, tm
     steps, values = alone.history_tensor()
     mine = stored[model.id]
     assert mine["steps"].tolist() == steps
-    for i, name in enumerate(S.METRICS):
+    for i, name in enumerate(METRICS):
         torch.testing.assert_close(
             torch.from_numpy(mine[name]).double(), values[:, 0, i], rtol=1e-4, atol=1e-6
         )
@@ -382,7 +389,7 @@ def test_a_batch_another_process_holds_is_left_to_it(mini, tmp_path, monkeypatch
     out = tmp_path / "out"
     args = [f"sweep={mini}", f"out_dir={out}", "calibration.enabled=false", "max_models_per_group=3"]
     sweep = S.load_sweep(args)
-    plan = S.make_plan(sweep, torch.device("cpu"), 1, S.Console(quiet=True))
+    plan = S.make_plan(sweep, torch.device("cpu"), 1, Console(quiet=True))
     held = plan[1]
     lock_path = out / "locks" / f"{held['id']}.lock"
     lock_path.parent.mkdir(parents=True)
@@ -396,7 +403,7 @@ def test_a_batch_another_process_holds_is_left_to_it(mini, tmp_path, monkeypatch
             other.close()  # the other process dies before it writes a result
         return real_fit(cfg, models, *a, **k)
 
-    monkeypatch.setattr(S, "fit_batch", fit)
+    monkeypatch.setattr(SR, "fit_batch", fit)
     assert S.main(args) == 0
     assert sorted(map(tuple, order)) == sorted(tuple(sorted(b["models"])) for b in plan)  # each once
     assert order[-1] == sorted(held["models"])
@@ -423,6 +430,6 @@ def test_progress_updates_at_the_logging_cadence():
 
     cfg = _parity_cfg(["train.max_steps=100", "train.log_every=20"])
     updates = []
-    S.fit_batch(cfg, _models([(0, 0.1), (1, 0.1)]), torch.device("cpu"), [S._Progress(updates.append, 20)])
+    S.fit_batch(cfg, _models([(0, 0.1), (1, 0.1)]), torch.device("cpu"), [SR._Progress(updates.append, 20)])
     assert C.log_every(cfg) == 20
     assert updates == [20, 40, 60, 80, 100, None]  # not per step (10 calls of 10 steps), closed at the end

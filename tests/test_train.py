@@ -37,13 +37,19 @@ def test_short_main_run_memorises_and_writes_its_directory(run_root):
     assert summary["outcome"] in ("memorise", "fail")
     rows = read_metrics(run_dir)
     assert [int(r["step"]) for r in rows][:3] == [0, 10, 20] and int(rows[-1]["step"]) == 999
-    assert {"train/loss", "train/acc", "val/loss", "val/acc", "gap/loss", "weights/l1", "weights/l2"} <= set(
-        rows[0]
-    )
+    assert {
+        "train/loss",
+        "train/acc",
+        "test/loss",
+        "test/acc",
+        "gap/loss",
+        "weights/l1",
+        "weights/l2",
+    } <= set(rows[0])
     # both verdicts, and they agree with the run's own metrics.csv
-    col = {k: [float(r[k]) for r in rows] for k in ("train/loss", "val/loss", "train/acc", "val/acc")}
+    col = {k: [float(r[k]) for r in rows] for k in ("train/loss", "test/loss", "train/acc", "test/acc")}
     again = outcome.summarise(
-        [int(r["step"]) for r in rows], col["train/loss"], col["val/loss"], col["train/acc"], col["val/acc"]
+        [int(r["step"]) for r in rows], col["train/loss"], col["test/loss"], col["train/acc"], col["test/acc"]
     )
     for key in ("verdict", "verdict_text", "outcome", "outcome_reason", "disagreement", "memorise_step"):
         assert summary[key] == again[key], key
@@ -76,4 +82,4 @@ def test_resume_continues_the_step_count_and_the_metrics(run_root, tmp_path):
     assert [r["step"] for r in resumed] == [r["step"] for r in straight]
     for r, s in zip(resumed, straight):
         assert float(r["train/loss"]) == pytest.approx(float(s["train/loss"]), rel=1e-6)
-        assert r["val/acc"] == s["val/acc"]
+        assert r["test/acc"] == s["test/acc"]

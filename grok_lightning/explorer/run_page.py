@@ -62,7 +62,9 @@ def run_payload(run_dir: Path) -> dict:
         meta = traj["meta"]
         analyses = set(meta.get("analyses") or TASKS[cfg.task].analyses)
         try:
-            frames = frame_payload(traj, analyses, meta, top_k=cfg.callbacks.get("top_k", 5))
+            frames = frame_payload(
+                traj, analyses, meta, top_k=OmegaConf.select(cfg, "callbacks.dft_sparsity.top_k", default=5)
+            )
         except (ValueError, RuntimeError, KeyError, IndexError) as exc:  # a damaged file: curves still
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             notes.append(f"{FILENAME} could not be turned into frames ({reason}): curves only")
@@ -103,9 +105,9 @@ def curve_payload(history) -> dict:
     return {
         "steps": packed(steps, "i4"),
         "train_loss": packed(col["train/loss"]),
-        "test_loss": packed(col["val/loss"]),
+        "test_loss": packed(col["test/loss"]),
         "train_acc": packed(col["train/acc"]),
-        "test_acc": packed(col["val/acc"]),
+        "test_acc": packed(col["test/acc"]),
     }
 
 
@@ -116,10 +118,10 @@ def milestones(summary: dict, history) -> dict:
     if history is None:
         return {"memorise_step": None, "generalise_step": None}
     steps, values = history
-    acc = {name: values[:, 0, METRICS.index(name)].tolist() for name in ("train/acc", "val/acc")}
+    acc = {name: values[:, 0, METRICS.index(name)].tolist() for name in ("train/acc", "test/acc")}
     return {
         "memorise_step": outcome.first_step_at_or_above(steps, acc["train/acc"], ACC_THRESHOLD),
-        "generalise_step": outcome.first_step_at_or_above(steps, acc["val/acc"], ACC_THRESHOLD),
+        "generalise_step": outcome.first_step_at_or_above(steps, acc["test/acc"], ACC_THRESHOLD),
     }
 
 

@@ -200,7 +200,7 @@ def histories_payload(sweep_dir: Path, model_ids: list[str]) -> tuple[Optional[d
     set_of, train, test, offsets = [], [], [], [0]
     for model_id in model_ids:
         entry = saved.get(model_id)
-        if entry is None or "train/loss" not in entry or "val/loss" not in entry:
+        if entry is None or "train/loss" not in entry or "test/loss" not in entry:
             set_of.append(-1)
             offsets.append(offsets[-1])
             continue
@@ -208,7 +208,7 @@ def histories_payload(sweep_dir: Path, model_ids: list[str]) -> tuple[Optional[d
         steps = tuple(int(s) for s in np.asarray(entry["steps"])[keep])
         set_of.append(step_sets.setdefault(steps, len(step_sets)))
         train.append(_log10(entry["train/loss"][keep]))
-        test.append(_log10(entry["val/loss"][keep]))
+        test.append(_log10(entry["test/loss"][keep]))
         offsets.append(offsets[-1] + len(steps))
     if not step_sets:
         return None, None

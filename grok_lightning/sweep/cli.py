@@ -1,0 +1,50 @@
+"""The command line: `python -m grok_lightning.sweep sweep=<name> [key=value ...]`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Optional, Sequence
+
+from grok_lightning import config as C
+from grok_lightning.sweep.launch import detect_launch, device_for
+from grok_lightning.sweep.results import phase_axes, phase_bars
+from grok_lightning.sweep.run import run_sweep
+from grok_lightning.sweep.spec import (
+    SweepError,
+    available_sweeps,
+    load_sweep,
+)
+
+USAGE = """usage: python -m grok_lightning.sweep sweep=<name or file.yaml> [key=value ...]
+sweeps: {sweeps}. e.g. sweep=parity_phase seeds=3 grid.model.n_neurons=[16,32] train.max_steps=2000
+Under a launcher (torchrun, srun, fabric run) every process takes its share of the batches."""
+
+
+def quiet_lightning() -> None:
+    # one Trainer per batch: its "GPU available" banner would repeat for every batch
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(USAGE.format(sweeps=", ".join(available_sweeps())))
+        return 0
+    try:
+        sweep = load_sweep(argv)
+        launch = detect_launch(sweep.scfg.world_size)
+        phase_axes(sweep)  # a bad axis fails now, not after training
+        phase_bars(sweep)
+        device_for(sweep.base_cfg, launch)
+    except C.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    quiet_lightning()
+    try:
+        run_sweep(sweep, launch)
+    except SweepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

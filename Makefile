@@ -43,7 +43,7 @@ train: $(STAMP) ## train one run: TASK=modadd|parity|fixed_embed [PRESET=name] [
 	if [ $$rc -ne 0 ]; then echo "make: grok_lightning.train exited with $$rc (1 diverged, 2 bad input, 130 interrupted)" >&2; fi; \
 	exit $$rc
 
-sweep: $(STAMP) ## train a grid of models together: SWEEP=parity_phase|modadd_seeds|modadd_architecture [ARGS=...]
+sweep: $(STAMP) ## train a grid of models together, on every core: SWEEP=parity_phase|modadd_seeds|... [ARGS=...]
 	$(PY) -m grok_lightning.sweep sweep=$(SWEEP) $(ARGS)
 
 ensemble: $(STAMP) ## one start under perturbed numerics, the spread of its grokking step: TASK=modadd PRESET=main [ARGS="perturb=8 ..."]
@@ -61,12 +61,12 @@ test: $(STAMP) ## the fast test suite (a few minutes on 2 cores)
 test-full: $(STAMP) ## every test, including the slow full-length training runs
 	$(PY) -m pytest -q -m "" $(ARGS)
 
-bench: $(STAMP) ## ms per step of the Lightning run vs a plain PyTorch loop, same process
-	$(PY) -m grok_lightning.bench $(ARGS)
+bench: $(STAMP) ## speed tables: Lightning vs plain loop, sweep throughput, torch.compile [ARGS="--quick"]
+	$(PY) -m benchmarks $(ARGS)
 
 lint: $(STAMP) ## ruff over the code
-	$(VENV)/bin/ruff check grok_lightning callbacks tests
+	$(VENV)/bin/ruff check grok_lightning callbacks tests benchmarks scripts
 
 clean: ## remove the venv, caches and runs
-	rm -rf $(VENV) runs sweeps wandb build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs sweeps wandb build dist *.egg-info .pytest_cache .ruff_cache bench_results.json
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -22,8 +22,7 @@ from lightning.pytorch.callbacks import Callback
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
-from grok_lightning import figures, outcome
-from grok_lightning.module import METRICS
+from grok_lightning import figures
 
 SCALAR_DIVISOR = 50  # default scalar cadence: max_steps // 50 (1,000 on the main preset)
 IMAGE_DIVISOR = 10  # default image cadence: max_steps // 10 (5,000: ten frames for the W&B slider)
@@ -80,6 +79,7 @@ class AnalysisCallback(Callback):
         self.series: dict[str, list[float]] = {}
         self.seconds = 0.0  # time spent in this callback, reported in summary.json
         self.written: list[str] = []
+        self._summary_part: dict = {}  # set by on_train_end; see summary_part
         self._before = 0
 
     # ------------------------------------------------------------------------------ to override
@@ -98,6 +98,11 @@ class AnalysisCallback(Callback):
     def summary(self, pl_module) -> dict:
         """What this callback adds to summary.json at the end of the run."""
         return {}
+
+    def summary_part(self) -> dict:
+        """What the end of this run left for summary.json: summary() and this callback's seconds
+        (`callback_seconds`). Empty when the run did not end here (interrupted, diverged)."""
+        return dict(self._summary_part)
 
     # ------------------------------------------------------------------------------ actions
     def record(self, pl_module, step: int, trainer=None) -> dict[str, float]:
@@ -143,16 +148,11 @@ class AnalysisCallback(Callback):
     def marks(self, pl_module) -> dict:
         """Model 0's memorise / generalise steps and outcome class from the logged history
         (grok_lightning.outcome, with the run's thresholds)."""
-        steps, values = pl_module.history_tensor()
+        steps, _ = pl_module.history_tensor()
         if not steps:
             return {"memorise_step": None, "generalise_step": None, "verdict": None, "outcome": None}
-        col = {name: values[:, 0, i].tolist() for i, name in enumerate(METRICS)}
-        return outcome.summarise(
-            steps,
-            col["train/loss"],
-            col["test/loss"],
-            col["train/acc"],
-            col["test/acc"],
+        return pl_module.verdicts(
+            0,
             loss_threshold=self.cfg.outcome.loss_threshold,
             ratio_threshold=self.cfg.outcome.ratio_threshold,
         )
@@ -192,10 +192,9 @@ class AnalysisCallback(Callback):
             self.record(pl_module, step, trainer)
         self.finish(pl_module, step, trainer)
         self.seconds += time.perf_counter() - start
-        extra = pl_module.__dict__.setdefault("summary_extra", {})
         with torch.no_grad():
-            extra.update(self.summary(pl_module))
-        extra.setdefault("callback_seconds", {})[self.key] = round(self.seconds, 3)
+            part = self.summary(pl_module)
+        self._summary_part = {**part, "callback_seconds": {self.key: round(self.seconds, 3)}}
 
     # The scalar series survive a resume through the checkpoint.
     def state_dict(self) -> dict:

@@ -84,7 +84,7 @@ class Trajectory(AnalysisCallback):
         return {
             "every": self.every,
             "analyses": sorted(self.task.analyses),
-            "activation": getattr(model, "activation", None),
+            "activation": getattr(getattr(model, "cfg", None), "activation", None),
             "fixed_embed_freqs": list(freqs) if freqs is not None else None,
             "k": OmegaConf.select(self.cfg, "data.k", default=None),
         }
@@ -163,9 +163,10 @@ class Trajectory(AnalysisCallback):
             self.capture(pl_module, trainer.global_step - 1)
         self.save(pl_module)
         self.seconds += time.perf_counter() - start
-        extra = pl_module.__dict__.setdefault("summary_extra", {})
-        extra["trajectory_frames"] = len(self.steps)
-        extra.setdefault("callback_seconds", {})[self.key] = round(self.seconds, 3)
+        self._summary_part = {
+            "trajectory_frames": len(self.steps),
+            "callback_seconds": {self.key: round(self.seconds, 3)},
+        }
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         # A diverged run keeps the frames it took; a resume truncates them to its checkpoint.

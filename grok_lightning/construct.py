@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from grok_lightning import fourier, runs
-from grok_lightning.model import FactoredMLP
+from grok_lightning.model import FactoredMLP, FactoredMLPConfig
 from grok_lightning.tasks.modadd import all_pairs
 
 
@@ -46,16 +46,8 @@ def construct_params(n_neurons: int) -> dict[str, np.ndarray]:
 def construct_model(n_neurons: int, modulus: int = 67, activation: str = "square") -> FactoredMLP:
     """A float64 FactoredMLP on the fixed frequency-1 circle holding the constructed weights;
     its W_input [1, M, N] and W_output [1, N, M] are the collapsed matrices."""
-    model = FactoredMLP(
-        seeds=[0],
-        p=modulus,
-        d_embed=2,
-        n_neurons=n_neurons,
-        embed="fixed",
-        freqs=[1],
-        activation=activation,
-        precision="64",
-    )
+    settings = FactoredMLPConfig(n_neurons=n_neurons, embed="fixed", freqs=[1], activation=activation)
+    model = FactoredMLP(settings, seeds=[0], p=modulus, precision="64")
     model.load_model_params(0, construct_params(n_neurons))
     return model
 

@@ -74,8 +74,8 @@ def perturb_(model: torch.nn.Module, k: int, scale: float, seed: int) -> float:
 
 def member_rows(cfg: DictConfig, module, labels: Sequence[dict]) -> list[dict]:
     """One row per model of a fitted module (labels: what distinguishes each member)."""
+    from grok_lightning.summary import run_summary
     from grok_lightning.sweep import batch_frequencies
-    from grok_lightning.train import run_summary
 
     found = batch_frequencies(cfg, module)
     freqs = found[1] if found else None
@@ -102,8 +102,8 @@ def member_rows(cfg: DictConfig, module, labels: Sequence[dict]) -> list[dict]:
 
 def fit_members(cfg: DictConfig, n: int, scale: float, console: Console) -> tuple[list[dict], object]:
     """Train n copies of cfg's model (perturbed when scale > 0) as one batch; rows and module."""
+    from grok_lightning.build import build_module
     from grok_lightning.sweep import cpu_settings
-    from grok_lightning.train import build_module
     from grok_lightning.trainer import build_trainer
 
     cpu_settings(cfg, torch.device("cpu"))

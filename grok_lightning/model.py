@@ -12,13 +12,43 @@ embedding every example, with identical results. No Lightning here.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from grok_lightning.original_init import fixed_embedding
+EMBED_MODES = ("tied", "input_tied", "untied", "fixed")
+ACTIVATIONS = ("relu", "square")
+
+
+@dataclass
+class FactoredMLPConfig:
+    """The factored MLP's settings: the `model` section of modadd's config, taken whole by
+    FactoredMLP and by the original-weights draw (grok_lightning.original_init)."""
+
+    d_embed: int = 500
+    n_neurons: int = 24
+    embed: str = "tied"  # tied | input_tied | untied | fixed (constant cos/sin embedding)
+    tied_hidden: bool = True
+    collapsed_hidden: bool = False
+    collapsed_out: bool = False
+    activation: str = "relu"  # relu | square
+    freqs: list[int] = field(default_factory=lambda: [1])  # embed=fixed: d_embed = 2 * len(freqs)
+    init: str = "torch"  # torch: PyTorch's generator | original: the JAX/Haiku draw of the notebooks
+    loss_scale: str = "per_class"  # per_class: CE / p as the original logged | mean: plain CE
+
+    @property
+    def embed_width(self) -> int:
+        """The embedding's width: d_embed, or cos and sin per frequency for the fixed circle."""
+        return 2 * len(self.freqs) if self.embed == "fixed" else self.d_embed
+
+    @property
+    def tied_unembed(self) -> bool:
+        """Whether the unembedding is E^T (tied or fixed embedding) rather than its own matrix."""
+        return self.embed in ("tied", "fixed")
+
 
 # Haiku's VarianceScaling(truncated_normal) divides by the std of a unit normal cut at +/-2 sigma,
 # so the drawn values end up with exactly the requested std.
@@ -35,6 +65,17 @@ def haiku_linear_init_(w: torch.Tensor, generator: torch.Generator) -> None:
     """hk.Linear default: truncated normal, sigma = 1/sqrt(fan_in), cut at +/-2 sigma, uncorrected."""
     std = 1.0 / math.sqrt(w.shape[0])
     nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std, generator=generator)
+
+
+def fixed_embedding(p: int, freqs: Sequence[int] = (1,)) -> np.ndarray:
+    """[p, 2*len(freqs)] float64: columns cos(2 pi f n / p), sin(2 pi f n / p), unit L2 norm each."""
+    n = np.arange(p)
+    cols = []
+    for f in freqs:
+        angle = 2 * np.pi * f * n / p
+        cols += [np.cos(angle), np.sin(angle)]
+    emb = np.stack(cols, axis=1)
+    return emb / np.linalg.norm(emb, axis=0, keepdims=True)
 
 
 def circular_embedding(p: int, freqs: Sequence[int]) -> torch.Tensor:
@@ -60,56 +101,40 @@ def bmm(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 class FactoredMLP(nn.Module):
-    """K factored MLPs for modular addition; docs/experiments.md, "The factored MLP", has the flags."""
+    """K factored MLPs for modular addition, built from one FactoredMLPConfig (docs/experiments.md,
+    "The factored MLP", has the flags); p comes from the data, precision from the training section."""
 
-    def __init__(
-        self,
-        *,
-        seeds: Sequence[int],
-        p: int,
-        d_embed: int,
-        n_neurons: int,
-        embed: str = "tied",
-        tied_hidden: bool = True,
-        collapsed_hidden: bool = False,
-        collapsed_out: bool = False,
-        activation: str = "relu",
-        freqs: Sequence[int] = (1,),
-        precision: str = "32",
-    ):
+    def __init__(self, cfg: FactoredMLPConfig, *, seeds: Sequence[int], p: int, precision: str = "32"):
         super().__init__()
-        self.p, self.n_models = p, len(seeds)
-        self.embed_mode, self.activation = embed, activation
-        self.collapsed_hidden, self.collapsed_out = collapsed_hidden, collapsed_out
+        self.cfg, self.p, self.n_models = cfg, p, len(seeds)
         self.dtype, self.mm_dtype = compute_dtype(precision), matmul_dtype(precision)
         # "original" precision: parameters made by hk.get_parameter stay float32, Linears float64.
         param_dtype = torch.float32 if precision == "original" else self.dtype
 
-        if embed == "fixed":
-            d_embed = 2 * len(freqs)
-            self.register_buffer("fixed_embed", circular_embedding(p, freqs).to(self.dtype))
-        self.d_embed = d_embed
-        self.width = d_embed if collapsed_hidden else n_neurons
-        tied_like = embed in ("tied", "fixed")
+        if cfg.embed == "fixed":
+            self.register_buffer("fixed_embed", circular_embedding(p, cfg.freqs).to(self.dtype))
+        self.d_embed = d_embed = cfg.embed_width
+        n_neurons = cfg.n_neurons
+        self.width = d_embed if cfg.collapsed_hidden else n_neurons
 
         # name -> (shape, initialiser, dtype), in the original's creation order.
         specs: dict[str, tuple] = {}
         emb = (haiku_embedding_init_, param_dtype)
         lin = (haiku_linear_init_, self.dtype)
-        if embed in ("tied", "input_tied"):
+        if cfg.embed in ("tied", "input_tied"):
             specs["embed"] = ((p, d_embed), *emb)
-        elif embed == "untied":
+        elif cfg.embed == "untied":
             specs["embed_a"] = ((p, d_embed), *emb)
             specs["embed_b"] = ((p, d_embed), *emb)
-        if not collapsed_hidden:
-            names = ["hidden"] if tied_hidden else ["hidden_a", "hidden_b"]
+        if not cfg.collapsed_hidden:
+            names = ["hidden"] if cfg.tied_hidden else ["hidden_a", "hidden_b"]
             for name in names:
                 specs[name] = ((d_embed, n_neurons), *lin)
-        if not collapsed_out:
+        if not cfg.collapsed_out:
             specs["out"] = ((self.width, d_embed), *lin)
-            if not tied_like:
+            if not cfg.tied_unembed:
                 specs["unembed"] = ((d_embed, p), *emb)
-        elif not (tied_like and d_embed == n_neurons):  # E^T only when tied and d == n (docs/experiments.md)
+        elif not (cfg.tied_unembed and d_embed == n_neurons):  # E^T only when d == n (docs/experiments.md)
             specs["unembed"] = ((self.width, p), *lin)
         if not specs:
             raise ValueError("this combination of flags leaves no trainable parameter")
@@ -131,13 +156,13 @@ class FactoredMLP(nn.Module):
         return self.weights[name].to(self.dtype)
 
     def _embedding(self, side: str) -> torch.Tensor:
-        if self.embed_mode == "fixed":
+        if self.cfg.embed == "fixed":
             return self.fixed_embed.expand(self.n_models, -1, -1)
         return self._w("embed" if "embed" in self.weights else f"embed_{side}")
 
     def _input_side(self, side: str) -> torch.Tensor:
         E = self._embedding(side)
-        if self.collapsed_hidden:
+        if self.cfg.collapsed_hidden:
             return E
         Win = self._w("hidden" if "hidden" in self.weights else f"hidden_{side}")
         return bmm(E, Win, self.mm_dtype)
@@ -151,7 +176,7 @@ class FactoredMLP(nn.Module):
             U = self._w("unembed")
         else:  # tied (or fixed): U = E^T
             U = self._embedding("a").transpose(1, 2)
-        W_out = U if self.collapsed_out else bmm(self._w("out"), U, self.mm_dtype)
+        W_out = U if self.cfg.collapsed_out else bmm(self._w("out"), U, self.mm_dtype)
         return W_in_a, W_in_b, W_out
 
     @property
@@ -174,7 +199,7 @@ class FactoredMLP(nn.Module):
         return (oa + ob,) if self.input_tied else (oa, ob)
 
     def act(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.relu(h) if self.activation == "relu" else h * h
+        return torch.relu(h) if self.cfg.activation == "relu" else h * h
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         """Encoded inputs -> logits [K, N, p]."""

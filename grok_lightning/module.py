@@ -16,6 +16,7 @@ from typing import Any, Optional, Sequence
 import lightning as L
 import torch
 
+from grok_lightning import outcome
 from grok_lightning.optim import BatchedAdam
 
 
@@ -60,6 +61,9 @@ class GrokModule(L.LightningModule):
         self.latest: dict[str, float] = {}  # model 0's last logged metrics, for the progress bar
         self.data: dict[str, tuple] = {}
         self.stop_requested = False  # set by a signal handler: stop at the end of this call
+        self.config_yaml: Optional[str] = None  # the run's config, saved in checkpoints (build_module)
+        self._derived: dict = {}  # results of the history as it is now; see _derived_cache
+        self._derived_for: tuple = (None, 0)
 
     # ------------------------------------------------------------------------------ data
     def on_fit_start(self) -> None:
@@ -146,23 +150,67 @@ class GrokModule(L.LightningModule):
         for logger in self.loggers:
             logger.log_metrics(metrics, step=step)
 
+    def _derived_cache(self) -> dict:
+        """Results computed from the history, dropped when it grows or is replaced (a checkpoint
+        load, the report): the list itself and its length name one history."""
+        owner, length = self._derived_for
+        if owner is not self.history or length != len(self.history):
+            self._derived_for, self._derived = (self.history, len(self.history)), {}
+        return self._derived
+
     def history_tensor(self) -> tuple[list[int], torch.Tensor]:
-        """(steps, values [n_logged, K, len(METRICS)]) on the CPU."""
+        """(steps, values [n_logged, K, len(METRICS)]) on the CPU; stacked once per new logged step
+        and shared by every caller, so treat it as read-only."""
         if not self.history:
             return [], torch.empty(0, self.n_models, len(METRICS), dtype=torch.float64)
-        return list(self.history_steps), torch.stack([h.cpu() for h in self.history])
+        cache = self._derived_cache()
+        if "stacked" not in cache:
+            cache["stacked"] = torch.stack([h.cpu() for h in self.history])
+        return list(self.history_steps), cache["stacked"]
 
     def metric_series(self, name: str, k: int = 0) -> list[float]:
         _, values = self.history_tensor()
         return values[:, k, METRICS.index(name)].tolist()
 
+    def verdicts(self, k: int = 0, *, loss_threshold: float, ratio_threshold: float) -> dict:
+        """Model k's two verdicts over the logged history (outcome.summarise), computed once per
+        history: the callbacks' figure marks and the run summary all ask at the end of a run."""
+        key = ("verdicts", k, loss_threshold, ratio_threshold)
+        steps, values = self.history_tensor()
+        cache = self._derived_cache()
+        if key not in cache:
+            col = {name: values[:, k, i].tolist() for i, name in enumerate(METRICS)}
+            cache[key] = outcome.summarise(
+                steps,
+                col["train/loss"],
+                col["test/loss"],
+                col["train/acc"],
+                col["test/acc"],
+                loss_threshold=loss_threshold,
+                ratio_threshold=ratio_threshold,
+            )
+        return dict(cache[key])
+
     # ------------------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         steps, values = self.history_tensor()
         checkpoint["grok_history"] = {"steps": steps, "values": values}
+        if self.config_yaml is not None:  # lets load_from_checkpoint rebuild the model anywhere
+            checkpoint["grok_config"] = self.config_yaml
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = checkpoint.get("grok_history")
         if saved:
             self.history_steps = list(saved["steps"])
             self.history = list(saved["values"].unbind(0))
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, **kwargs) -> "GrokModule":
+        """The GrokModule saved in a run's checkpoint (last.ckpt or step=<N>.ckpt), its weights and
+        metric history restored and its data attached. The model is rebuilt from the config the
+        checkpoint carries, or from the run's config.yaml beside checkpoints/ for older ones."""
+        from grok_lightning.checkpoints import module_from_checkpoint
+
+        if kwargs:
+            raise TypeError(f"GrokModule.load_from_checkpoint takes no {', '.join(sorted(kwargs))}")
+        return module_from_checkpoint(checkpoint_path, map_location=map_location)

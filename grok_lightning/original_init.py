@@ -11,34 +11,29 @@ collapsed_out Linear). Linear weights are [in, out], i.e. ``y = x @ w``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from pathlib import Path
 
 import numpy as np
 
+from grok_lightning.model import EMBED_MODES, FactoredMLPConfig, fixed_embedding
+
 PARAMS_DIR = Path(__file__).resolve().parent / "original_params"
 INSTALL_HINT = "pip install -e '.[original]'"
 
-# Everything that determines a draw. Data-side fields (train_fraction, weight decay, lr) do not.
-_DEFAULTS = dict(
-    embed="tied",
-    tied_hidden=True,
-    collapsed_hidden=False,
-    collapsed_out=False,
-    fixed_embed=False,
-    freqs=(1,),
-)
+# Model settings that leave the drawn parameters unchanged; every other field of FactoredMLPConfig
+# (a new flag included) decides which stored draw, if any, matches.
+_NOT_IN_DRAW = ("activation", "init", "loss_scale")
 
+# preset -> the keyword arguments of load_original_params that reproduce its draw.
 ORIGINAL_PRESETS: dict[str, dict] = {
-    "main": dict(_DEFAULTS, seed=165, p=67, d_embed=500, n_neurons=24),
-    "reverse_grokking": dict(_DEFAULTS, seed=68, p=67, d_embed=5, n_neurons=10),
-    "gen_mem_gen": dict(_DEFAULTS, seed=78, p=67, d_embed=8, n_neurons=16),
-    # d_embed = 2 * len(freqs): the fixed cos/sin embedding.
-    "fixed_embed": dict(_DEFAULTS, seed=86, p=67, d_embed=2, n_neurons=5, fixed_embed=True),
+    "main": dict(seed=165, p=67, model=FactoredMLPConfig(d_embed=500, n_neurons=24)),
+    "reverse_grokking": dict(seed=68, p=67, model=FactoredMLPConfig(d_embed=5, n_neurons=10)),
+    "gen_mem_gen": dict(seed=78, p=67, model=FactoredMLPConfig(d_embed=8, n_neurons=16)),
+    "fixed_embed": dict(seed=86, p=67, model=FactoredMLPConfig(d_embed=2, n_neurons=5, embed="fixed")),
 }
-
-EMBED_MODES = ("tied", "input_tied", "untied")
 
 
 class MissingExtraError(RuntimeError):
@@ -49,32 +44,22 @@ class ChecksumError(RuntimeError):
     """Raised when a stored parameter file does not match SHA256SUMS."""
 
 
-def fixed_embedding(p: int, freqs=(1,)) -> np.ndarray:
-    """[p, 2*len(freqs)] float64: columns cos(2 pi f n / p), sin(2 pi f n / p), unit L2 norm each."""
-    n = np.arange(p)
-    cols = []
-    for f in freqs:
-        angle = 2 * np.pi * f * n / p
-        cols += [np.cos(angle), np.sin(angle)]
-    emb = np.stack(cols, axis=1)
-    return emb / np.linalg.norm(emb, axis=0, keepdims=True)
+def _draw_key(model: FactoredMLPConfig, seed: int, p: int) -> tuple:
+    """Everything that determines a draw, normalised: d_embed is the embedding's real width, and
+    freqs count only for the fixed embedding."""
+    if model.embed not in EMBED_MODES:
+        raise ValueError(f"embed must be one of {EMBED_MODES}, got {model.embed!r}")
+    fields = dataclasses.asdict(model)
+    for name in _NOT_IN_DRAW:
+        fields.pop(name)
+    fields["d_embed"] = model.embed_width
+    fields["freqs"] = tuple(int(f) for f in model.freqs) if model.embed == "fixed" else ()
+    return (int(seed), int(p), *sorted(fields.items()))
 
 
-def _config(seed, p, d_embed, n_neurons, embed, tied_hidden, collapsed_hidden, collapsed_out,
-            fixed_embed, freqs) -> dict:
-    if embed not in EMBED_MODES:
-        raise ValueError(f"embed must be one of {EMBED_MODES}, got {embed!r}")
-    freqs = tuple(int(f) for f in freqs) if fixed_embed else ()  # freqs only matter when fixed
-    if fixed_embed and d_embed != 2 * len(freqs):
-        raise ValueError(f"fixed_embed needs d_embed == 2 * len(freqs) = {2 * len(freqs)}, got {d_embed}")
-    return dict(seed=int(seed), p=int(p), d_embed=int(d_embed), n_neurons=int(n_neurons),
-                embed=embed, tied_hidden=bool(tied_hidden), collapsed_hidden=bool(collapsed_hidden),
-                collapsed_out=bool(collapsed_out), fixed_embed=bool(fixed_embed), freqs=freqs)
-
-
-def _preset_for(cfg: dict) -> str | None:
+def _preset_for(key: tuple) -> str | None:
     for name, preset in ORIGINAL_PRESETS.items():
-        if _config(**preset) == cfg:
+        if _draw_key(**preset) == key:
             return name
     return None
 
@@ -110,14 +95,11 @@ class _jax_flags:
             self.jax.config.update(name, value)
 
 
-def draw_original_params(*, seed, p, d_embed, n_neurons, embed="tied", tied_hidden=True,
-                         collapsed_hidden=False, collapsed_out=False, fixed_embed=False,
-                         freqs=(1,)) -> dict[str, np.ndarray]:
+def draw_original_params(*, seed: int, p: int, model: FactoredMLPConfig) -> dict[str, np.ndarray]:
     """Draw with jax + dm-haiku exactly as the original notebooks did (needs the `original` extra)."""
-    cfg = _config(seed, p, d_embed, n_neurons, embed, tied_hidden, collapsed_hidden,
-                  collapsed_out, fixed_embed, freqs)
+    _draw_key(model, seed, p)  # refuses an unknown embedding before jax is imported
     jax, jnp, hk = _import_jax_haiku()
-    p, d, n = cfg["p"], cfg["d_embed"], cfg["n_neurons"]
+    p, d, n, embed = int(p), model.embed_width, model.n_neurons, model.embed
 
     def forward(x):
         # Parameters are created in forward-pass order; that order fixes which key each one gets.
@@ -126,8 +108,8 @@ def draw_original_params(*, seed, p, d_embed, n_neurons, embed="tied", tied_hidd
         def param(name, shape):
             return hk.get_parameter(name, shape, dtype=jnp.float32, init=init)
 
-        if cfg["fixed_embed"]:
-            emb_a = emb_b = emb = jnp.asarray(fixed_embedding(p, cfg["freqs"]))
+        if embed == "fixed":
+            emb_a = emb_b = emb = jnp.asarray(fixed_embedding(p, model.freqs))
         elif embed == "untied":
             emb = None
             emb_a, emb_b = param("embed_a", [p, d]), param("embed_b", [p, d])
@@ -137,28 +119,28 @@ def draw_original_params(*, seed, p, d_embed, n_neurons, embed="tied", tied_hidd
         x_a = jax.nn.one_hot(x[:, 0], p, dtype=jnp.float64) @ emb_a
         x_b = jax.nn.one_hot(x[:, 1], p, dtype=jnp.float64) @ emb_b
 
-        if cfg["collapsed_hidden"]:
+        if model.collapsed_hidden:
             h = x_a + x_b
-        elif cfg["tied_hidden"]:
+        elif model.tied_hidden:
             hidden = hk.Linear(n, with_bias=False, name="hidden")
             h = hidden(x_a) + hidden(x_b)
         else:
-            h = (hk.Linear(n, with_bias=False, name="hidden_a")(x_a)
-                 + hk.Linear(n, with_bias=False, name="hidden_b")(x_b))
+            h_a = hk.Linear(n, with_bias=False, name="hidden_a")(x_a)
+            h = h_a + hk.Linear(n, with_bias=False, name="hidden_b")(x_b)
         act = jax.nn.relu(h)  # the activation does not affect the draw
 
-        if not cfg["collapsed_out"]:
+        if not model.collapsed_out:
             y = hk.Linear(d, with_bias=False, name="out")(act)
-            unembed = emb.T if embed == "tied" else param("unembed", [d, p])
+            unembed = emb.T if model.tied_unembed else param("unembed", [d, p])
             return y @ unembed
-        if embed == "tied" and d == n:  # as the original: logits = act E^T only when d == n
+        if model.tied_unembed and d == n:  # as the original: logits = act E^T only when d == n
             return act @ emb.T
         return hk.Linear(p, with_bias=False, name="unembed")(act)
 
     # The original enabled float64. jax >= 0.5 defaults to the partitionable threefry PRNG, which
     # gives different numbers for the same key; False reproduces what jax 0.4.x drew.
     with _jax_flags(jax, jax_enable_x64=True, jax_threefry_partitionable=False):
-        _, init_key = jax.random.split(jax.random.PRNGKey(cfg["seed"]))
+        _, init_key = jax.random.split(jax.random.PRNGKey(int(seed)))
         pairs = jnp.array([[0, 0], [0, 1], [0, 2]], dtype=jnp.int32)  # only shapes/dtypes matter
         params = hk.transform(forward).init(init_key, pairs)
         # Haiku stores Linears as {"name": {"w": ...}} and get_parameter at top level as {"~": {...}}.
@@ -196,16 +178,12 @@ def load_preset_params(preset: str) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def load_original_params(*, seed, p, d_embed, n_neurons, embed="tied", tied_hidden=True,
-                         collapsed_hidden=False, collapsed_out=False, fixed_embed=False,
-                         freqs=(1,)) -> dict[str, np.ndarray]:
-    """Stored draw when the arguments match a preset, else a fresh draw (needs jax + dm-haiku)."""
-    cfg = _config(seed, p, d_embed, n_neurons, embed, tied_hidden, collapsed_hidden,
-                  collapsed_out, fixed_embed, freqs)
-    preset = _preset_for(cfg)
+def load_original_params(*, seed: int, p: int, model: FactoredMLPConfig) -> dict[str, np.ndarray]:
+    """Stored draw when the settings match a preset, else a fresh draw (needs jax + dm-haiku)."""
+    preset = _preset_for(_draw_key(model, seed, p))
     if preset is not None:
         return load_preset_params(preset)
-    return draw_original_params(**cfg)
+    return draw_original_params(seed=seed, p=p, model=model)
 
 
 def param_count(params: dict[str, np.ndarray]) -> int:

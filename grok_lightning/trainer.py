@@ -1,27 +1,21 @@
-"""Builds the Lightning Trainer of a run: loggers (CSV always, W&B online or offline), progress
-bar, model summary, checkpoints."""
+"""Builds the Lightning Trainer of a run: progress bar, a one-line model summary, checkpoints
+(RunCheckpoint), and Lightning's console notices that do not apply here kept quiet. Its loggers
+are built in grok_lightning.loggers."""
 
 from __future__ import annotations
 
-import csv
 import io
-import netrc
-import os
+import logging
 import re
-import socket
-import threading
-import time
 import warnings
 from pathlib import Path
 from typing import Optional
-from urllib.parse import urlparse
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import RichModelSummary, RichProgressBar
-from lightning.pytorch.loggers import CSVLogger, Logger
-from lightning.pytorch.loggers.csv_logs import ExperimentWriter
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig
 
 from grok_lightning import config as C
 from grok_lightning import runs
@@ -34,8 +28,39 @@ warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
 
 
+class _DropNotices(logging.Filter):
+    """Lightning's advertisement for its cloud logger, printed at every fit: not about this run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropNotices())
+
+
+class ModelSize(L.Callback):
+    """One line instead of Lightning's summary table, whose FLOPs row reads 0 for these models."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero and trainer.global_step == 0:
+            params = [p for p in pl_module.parameters()]
+            trained = sum(p.numel() for p in params if p.requires_grad)
+            fixed = sum(p.numel() for p in params if not p.requires_grad)
+            size = sum(p.numel() * p.element_size() for p in params) / 2**20
+            n_models = getattr(pl_module, "n_models", None) or 1
+            print(
+                f"model: {trained:,} trained parameters"
+                + (f" and {fixed:,} fixed" if fixed else "")
+                + f" ({size:.3g} MB)"
+                + (f" over {n_models} models" if n_models > 1 else "")
+            )
+
+
 class GrokProgressBar(RichProgressBar):
     """Shows the optimiser step and the last logged accuracies and losses of model 0."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return "training"  # one long epoch of training_step calls: "Epoch 0/-2" said nothing
 
     def get_metrics(self, trainer, pl_module):
         items = super().get_metrics(trainer, pl_module)
@@ -46,171 +71,6 @@ class GrokProgressBar(RichProgressBar):
             if name in latest:
                 items[name] = f"{latest[name]:.4f}" if "acc" in name else f"{latest[name]:.3g}"
         return items
-
-
-class _ContinuingWriter(ExperimentWriter):
-    """Lightning's CSV writer deletes an existing metrics.csv (and warns about the run directory's
-    other files); a resumed run keeps the rows logged before its checkpoint (later ones are
-    measured again) and appends to them. A row cut short by a kill (no newline yet) is dropped."""
-
-    def __init__(self, log_dir: str, keep_before_step: int):
-        self.keep_before_step = keep_before_step
-        super().__init__(log_dir)
-
-    def _check_log_dir_exists(self) -> None:
-        path = Path(self.metrics_file_path)
-        if not path.is_file():
-            return
-        lines = path.read_text().splitlines(keepends=True)
-        if lines and not lines[-1].endswith("\n"):
-            lines.pop()
-        reader = csv.DictReader(io.StringIO("".join(lines)))
-        header = list(reader.fieldnames or [])
-        rows = [r for r in reader if r.get("step") and int(r["step"]) < self.keep_before_step]
-        self._write_all(header, rows)
-        self.metrics_keys = header
-
-    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
-        """Lightning rewrites the file in place when a key appears: a kill then would lose it."""
-        with open(self.metrics_file_path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        self._write_all(fieldnames, rows)
-
-    def _write_all(self, header: list[str], rows: list[dict]) -> None:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
-        runs.atomic_write_text(self.metrics_file_path, buf.getvalue())
-
-
-class RunCSVLogger(CSVLogger):
-    """metrics.csv directly in the run directory; `keep_before_step` continues a resumed run's file."""
-
-    def __init__(self, run_dir: Path, keep_before_step: Optional[int] = None):
-        super().__init__(save_dir=str(run_dir), name="", version="")
-        self.keep_before_step = keep_before_step
-
-    @property
-    def experiment(self) -> ExperimentWriter:
-        if self._experiment is None:  # a new run has no metrics.csv yet: nothing to keep
-            self._experiment = _ContinuingWriter(self.log_dir, self.keep_before_step or 0)
-        return self._experiment
-
-
-def wandb_credentials_present() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
-
-
-def wandb_mode() -> str:
-    """The user's WANDB_MODE if set; online when credentials exist; otherwise offline (no prompt,
-    no network wait). Offline runs upload later with `wandb sync <run dir>/wandb/offline-run-*`."""
-    mode = os.environ.get("WANDB_MODE")
-    if mode in ("online", "offline", "disabled"):
-        return mode
-    return "online" if wandb_credentials_present() else "offline"
-
-
-# W&B may add at most WANDB_PROBE_S + WANDB_INIT_TIMEOUT_S seconds when its server is unreachable.
-WANDB_PROBE_S = 3.0
-WANDB_INIT_TIMEOUT_S = 7.0
-
-
-def wandb_unreachable(timeout: Optional[float] = None) -> Optional[str]:
-    """None if the W&B server accepts a TCP connection within `timeout` seconds (WANDB_PROBE_S),
-    else why not. The probe runs in a thread, so a hanging DNS lookup cannot hold the run up either."""
-    timeout = WANDB_PROBE_S if timeout is None else timeout
-    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
-    host, port = url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
-    result: dict = {}
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            result["ok"] = True
-        except OSError as exc:
-            result["error"] = str(exc) or type(exc).__name__
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if result.get("ok"):
-        return None
-    return f"{host}:{port} unreachable: {result.get('error', f'no answer within {timeout:g} s')}"
-
-
-def build_loggers(
-    cfg: DictConfig, run_dir: Path, run_id: str, resume_step: Optional[int] = None
-) -> list[Logger]:
-    loggers: list[Logger] = [RunCSVLogger(run_dir, resume_step)]
-    if cfg.logger == "csv":
-        return loggers
-    start = time.perf_counter()
-    try:
-        import wandb
-        from lightning.pytorch.loggers import WandbLogger
-
-        mode = wandb_mode()
-        if mode == "online" and (reason := wandb_unreachable()):
-            raise ConnectionError(reason)
-        os.environ.setdefault("WANDB_SILENT", "true")
-        wandb_logger = WandbLogger(
-            project=cfg.wandb_project,
-            name=f"{cfg.task}-{cfg.preset}-{run_id}",
-            id=run_id,
-            save_dir=str(run_dir),
-            mode=mode,
-            resume="allow",
-            config=OmegaConf.to_container(cfg, resolve=True),
-            settings=wandb.Settings(init_timeout=WANDB_INIT_TIMEOUT_S),
-        )
-        _ = wandb_logger.experiment  # start it now, so a failure falls back here, not mid-run
-        loggers.append(wandb_logger)
-    except Exception as exc:  # W&B must never stop training
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        line = f"W&B unavailable ({msg}); logging to CSV only (after {time.perf_counter() - start:.1f} s)"
-        if cfg.logger == "wandb":
-            warnings.warn(line, stacklevel=2)
-        else:
-            print(f"[grok_lightning] {line}")
-    return loggers
-
-
-# summary.json keys copied into the W&B run summary: both verdicts, side by side.
-WANDB_SUMMARY_KEYS = (
-    "status",
-    "verdict",
-    "verdict_text",
-    "memorise_step",
-    "generalise_step",
-    "grok_delay_steps",
-    "solved_step",
-    "outcome",
-    "outcome_reason",
-    "disagreement",
-    "min_train_loss",
-    "min_test_loss",
-    "max_ratio",
-)
-
-
-def finish_loggers(loggers: list[Logger], status: str, summary: Optional[dict] = None) -> None:
-    """Flush every logger; end the W&B run, which WandbLogger leaves open (a later run in the same
-    process would otherwise log into it), after copying the run's verdicts into its summary."""
-    for logger in loggers:
-        logger.finalize("success" if status == "finished" else "failed")
-        if type(logger).__name__ == "WandbLogger":
-            if summary:
-                run = logger.experiment
-                for key in WANDB_SUMMARY_KEYS:
-                    if summary.get(key) is not None:
-                        run.summary[f"verdicts/{key}"] = summary[key]
-            logger.experiment.finish(exit_code=0 if status == "finished" else 1)
 
 
 def build_trainer(
@@ -226,7 +86,7 @@ def build_trainer(
     (accelerator, devices=[local_rank], strategy=SingleDeviceStrategy) so Lightning never sets up DDP."""
     cbs = list(callbacks)
     if cfg.train.progress_bar:
-        cbs += [GrokProgressBar(), RichModelSummary(max_depth=2)]
+        cbs += [GrokProgressBar(), ModelSize()]
     if checkpoints and run_dir is not None and not any(isinstance(cb, RunCheckpoint) for cb in cbs):
         cbs.append(RunCheckpoint(run_dir, C.checkpoint_every(cfg), cfg.train.keep_checkpoints))
     kwargs = dict(

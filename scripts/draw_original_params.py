@@ -21,8 +21,9 @@ from grok_lightning.original_init import ORIGINAL_PRESETS, PARAMS_DIR, draw_orig
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("presets", nargs="*", metavar="PRESET",
-                        help=f"any of {', '.join(ORIGINAL_PRESETS)} (default: all)")
+    parser.add_argument(
+        "presets", nargs="*", metavar="PRESET", help=f"any of {', '.join(ORIGINAL_PRESETS)} (default: all)"
+    )
     parser.add_argument("--out", type=Path, default=PARAMS_DIR)
     args = parser.parse_args(argv)
     unknown = set(args.presets) - set(ORIGINAL_PRESETS)
@@ -37,8 +38,9 @@ def main(argv=None) -> None:
         print(f"{preset}: {shapes}")
 
     # Checksums of every stored file, not only the ones redrawn now.
-    lines = [f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}"
-             for f in sorted(args.out.glob("*.npz"))]
+    lines = [
+        f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}" for f in sorted(args.out.glob("*.npz"))
+    ]
     (args.out / "SHA256SUMS").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out / 'SHA256SUMS'}")
 

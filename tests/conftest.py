@@ -1,11 +1,28 @@
+"""Shared test helpers: run shapes small enough to check plumbing in seconds, in-process training,
+CSV readers that close their files, and fault injection. Heavy modules are imported inside the
+helpers, so pure tests (outcome, fourier, construct) never pay for Lightning's import."""
+
+import csv
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# Sweeps run in the test's own process unless a test asks for workers (monkeypatches reach them),
+# and calibrate into a cache of this session, not the user's ~/.cache/grok_lightning.
+os.environ.setdefault("GROK_SWEEP_WORKERS", "1")
+os.environ.setdefault("GROK_CACHE_DIR", tempfile.mkdtemp(prefix="grok-cache-"))
 torch.set_num_threads(1)  # tiny models: one thread is as fast and immune to a busy second core
+
+# A modular-addition model that trains a few hundred steps in about a second: for tests of the
+# plumbing (checkpoints, resume, loggers, divergence), not of what the model learns.
+TINY = ["data.p=11", "model.d_embed=8", "model.n_neurons=4", "model.init=torch"]
+# The same at p = 13 with 6 neurons: a few frequency groups for the explorer's panels and ensembles.
+TINY_P13 = [*TINY, "data.p=13", "model.n_neurons=6"]
 
 
 @pytest.fixture
@@ -16,6 +33,42 @@ def run_root(tmp_path):
 def short_run_args(run_root, *extra):
     """Overrides for a quick, quiet, CSV-only run under a temporary root."""
     return [f"run_root={run_root}", "logger=csv", "train.progress_bar=false", *extra]
+
+
+def callbacks_off(*keep: str) -> list[str]:
+    """Overrides that switch every analysis callback off, except those named in keep (e.g. trajectory)."""
+    from grok_lightning import config as C
+
+    return [s for s in C.callback_switches(False) if s.split(".")[1] not in keep]
+
+
+def train_quietly(task: str, preset, overrides) -> Path:
+    """Train in this process from C.load(task, preset, overrides), without console output; returns
+    the run directory as a Path (train returns a path-like record of the run)."""
+    from rich.console import Console
+
+    from grok_lightning import config as C
+    from grok_lightning.train import train
+
+    torch.set_num_threads(1)  # a test before may have changed it (the ensemble's thread members)
+    return Path(train(C.load(task, preset, list(overrides)), console=Console(quiet=True)))
+
+
+def only_run(root, task="modadd") -> Path:
+    """The single run directory a test wrote under root/<task>."""
+    (run_dir,) = list((Path(root) / task).iterdir())
+    return run_dir
+
+
+def read_csv_rows(path) -> list[dict]:
+    """Every row of a CSV file as a dict of strings."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def metrics_rows(run_dir) -> list[dict]:
+    """Every row of a run's metrics.csv, the callbacks' rows included."""
+    return read_csv_rows(Path(run_dir) / "metrics.csv")
 
 
 def make_loss_nan_after(monkeypatch, updates: int):

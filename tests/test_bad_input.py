@@ -1,13 +1,16 @@
 """Property-based: no generated bad override ever reaches the user as a traceback."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from omegaconf import OmegaConf
 
 from grok_lightning import config as C
+from grok_lightning.tasks import TASKS
 from grok_lightning.train import main
 
 INT_KEYS = [
@@ -19,60 +22,30 @@ INT_KEYS = [
     "train.seed",
 ]
 POSITIVE_FLOAT_KEYS = ["optim.lr", "optim.eps", "outcome.loss_threshold", "outcome.ratio_threshold"]
-CHOICE_KEYS = list(C.CHOICES)
+CHOICES = {**C.CHOICES, **TASKS["modadd"].choices}
+CHOICE_KEYS = list(CHOICES)
 SECTIONS = ["data", "model", "optim", "train", "outcome", "callbacks", ""]
 
+
+def schema_names(node) -> set[str]:
+    """Every key and section name of a dataclass schema, nested sections included."""
+    names = set()
+    for f in dataclasses.fields(node):
+        names.add(f.name)
+        if dataclasses.is_dataclass(value := getattr(node, f.name)):
+            names |= schema_names(value)
+    return names
+
+
+MODADD_NAMES = schema_names(TASKS["modadd"].config_class())
+CHOICE_VALUES = {value for values in CHOICES.values() for value in values}
+
 identifiers = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)
-known_leaves = {key.split(".")[-1] for key in INT_KEYS + POSITIVE_FLOAT_KEYS + CHOICE_KEYS}
 
 unknown_key = st.builds(
     lambda section, name, value: f"{section + '.' if section else ''}{name}={value}",
     st.sampled_from(SECTIONS),
-    identifiers.filter(
-        lambda n: (
-            n not in known_leaves
-            and n not in C.ModAddConfig.__dataclass_fields__
-            and n
-            not in {
-                "p",
-                "symmetric",
-                "train_fraction",
-                "d_embed",
-                "n_neurons",
-                "embed",
-                "tied_hidden",
-                "collapsed_hidden",
-                "collapsed_out",
-                "activation",
-                "freqs",
-                "init",
-                "loss_scale",
-                "regularization",
-                "weight_decay",
-                "beta1",
-                "beta2",
-                "seed",
-                "max_steps",
-                "precision",
-                "log_every",
-                "checkpoint_every",
-                "accelerator",
-                "devices",
-                "flush_denormal",
-                "cpu_threads",
-                "progress_bar",
-                "dft_sparsity",
-                "weight_heatmaps",
-                "loss_gap",
-                "fourier_stars",
-                "progress_measures",
-                "bit_mass",
-                "top_k",  # callbacks.dft_sparsity.top_k
-                "loss_threshold",
-                "ratio_threshold",
-            }
-        )
-    ),
+    identifiers.filter(lambda n: n not in MODADD_NAMES),
     st.integers(-5, 5),
 )
 wrong_type = st.builds(
@@ -99,13 +72,21 @@ bad_fraction = st.builds(
 bad_choice = st.builds(
     lambda key, word: f"{key}={word}",
     st.sampled_from(CHOICE_KEYS),
-    st.from_regex(r"[a-z]{1,8}", fullmatch=True).filter(lambda w: w not in ("auto", "cpu", "gpu")),
+    st.from_regex(r"[a-z]{1,8}", fullmatch=True).filter(lambda w: w not in CHOICE_VALUES),
 )
 not_an_override = st.from_regex(r"[a-z.]{1,12}", fullmatch=True)
 
 BAD = st.one_of(
     unknown_key, wrong_type, impossible_int, impossible_float, bad_fraction, bad_choice, not_an_override
 )
+
+
+def test_the_keys_drawn_from_exist_in_the_schema():
+    """A renamed key would otherwise turn these strategies into unknown-key tests without notice."""
+    schema = OmegaConf.structured(TASKS["modadd"].config_class)
+    for key in INT_KEYS + POSITIVE_FLOAT_KEYS + CHOICE_KEYS + ["data.train_fraction"]:
+        assert OmegaConf.select(schema, key, default=None) is not None, key
+    assert {"p", "collapsed_out", "top_k", "scalars_every", "loss_threshold"} <= MODADD_NAMES
 
 
 def test_bad_overrides_give_one_error_line_exit_2_and_write_nothing(tmp_path_factory, capsys):

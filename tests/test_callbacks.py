@@ -1,7 +1,6 @@
 """Each analysis callback on a short real run: its scalars in metrics.csv, its PNGs under figures/,
 its images in the offline W&B run; switched off, no figures at all; the parity pieces on a stub."""
 
-import csv
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -9,12 +8,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 from omegaconf import OmegaConf
-from rich.console import Console
 
 from grok_lightning import config as C
 from grok_lightning.callbacks import BitMass, WeightHeatmaps, build_callbacks
-from grok_lightning.train import train
+from tests.conftest import TINY, callbacks_off, metrics_rows, train_quietly
 
+# Narrow (32 wide, not 500) but the main preset's p = 67 and 24 neurons: the figures have something to show.
 SHORT = [
     "model.d_embed=32",
     "model.init=torch",
@@ -29,14 +28,11 @@ CADENCE = [
     "callbacks.loss_gap.scalars_every=50",
     "callbacks.progress_measures.scalars_every=50",
 ]
-ALL_OFF = C.callback_switches(False)
 FINALS = {"curves", "dft_final", "sparsity", "progress", "stars", "logit_waves", "weights_final"}
 
 
 def short_run(root: Path, *extra: str) -> Path:
-    torch.set_num_threads(1)
-    cfg = C.load("modadd", "main", [*SHORT, f"run_root={root}", *extra])
-    return train(cfg, console=Console(quiet=True))
+    return train_quietly("modadd", "main", [*SHORT, f"run_root={root}", *extra])
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +49,8 @@ def wandb_run(tmp_path_factory):
                 os.environ[k] = v
 
 
-def read_csv(run_dir: Path) -> list[dict]:
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def test_scalars_land_in_metrics_csv_at_their_cadence(wandb_run):
-    rows = read_csv(wandb_run)
+    rows = metrics_rows(wandb_run)
     by_name = {}
     for row in rows:
         for name, value in row.items():
@@ -128,9 +119,11 @@ def test_images_reach_the_offline_wandb_run(wandb_run):
 
 
 def test_callbacks_off_write_no_figures(tmp_path):
-    run_dir = short_run(tmp_path, "logger=csv", *ALL_OFF)
+    overrides = [*TINY, "train.max_steps=200", "train.precision=32", "train.progress_bar=false", "logger=csv"]
+    overrides += callbacks_off()
+    run_dir = train_quietly("modadd", "main", [*overrides, f"run_root={tmp_path}"])
     assert not (run_dir / "figures").exists()
-    assert not any("fourier/" in k for k in read_csv(run_dir)[0])
+    assert not any("fourier/" in k for k in metrics_rows(run_dir)[0])
 
 
 def test_build_callbacks_asks_the_task_not_its_name():

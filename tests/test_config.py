@@ -1,6 +1,13 @@
+import subprocess
+import sys
+
 import pytest
+from omegaconf import OmegaConf
 
 from grok_lightning import config as C
+from grok_lightning.model import FactoredMLPConfig
+from grok_lightning.schema import TrainConfig
+from grok_lightning.tasks import TASKS
 from grok_lightning.train import main
 
 
@@ -65,3 +72,32 @@ def test_cli_bad_input_exits_2_and_writes_nothing(argv, run_root, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert not run_root.exists()
+
+
+def test_importing_the_tasks_does_not_import_the_config_loader():
+    """The import graph is a DAG: tasks own their schemas and checks, config.py finds them."""
+    code = "import sys, grok_lightning.tasks; print('grok_lightning.config' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_each_task_owns_its_sections_and_checks():
+    assert TASKS["modadd"].config_class.__module__ == "grok_lightning.tasks.modadd"
+    assert TASKS["parity"].config_class.__module__ == "grok_lightning.tasks.parity"
+    cfg = C.load("modadd")
+    assert OmegaConf.get_type(cfg.model) is FactoredMLPConfig
+    assert OmegaConf.get_type(cfg, "train") is TrainConfig
+    # The shared checks name only shared sections; data.* and model.* checks come from the task.
+    assert all(key.split(".")[0] not in ("data", "model") for key in [*C.CHOICES, *C.RULES])
+    assert "data.n_bits" in TASKS["parity"].rules and "data.n_bits" not in TASKS["modadd"].rules
+
+
+def test_validate_runs_the_tasks_hook_on_an_edited_config():
+    cfg = C.load("parity", None, ["data.n_bits=10", "data.train_size=1000", "data.test_size=24"])
+    cfg.data.test_size = 25
+    with pytest.raises(C.ConfigError, match="data.test_size=25 cannot be drawn disjoint"):
+        C.validate(cfg)
+    cfg = C.load("fixed_embed")
+    cfg.model.freqs = [40]
+    with pytest.raises(C.ConfigError, match=r"model.freqs=\[40\]"):
+        C.validate(cfg)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from grok_lightning.construct import accuracy, check_all_pairs, construct_model, main
+from tests.conftest import read_csv_rows
 
 ODD_M = [5, 7, 31, 67, 97]
 
@@ -73,15 +74,12 @@ def test_cli(capsys, tmp_path):
 
 
 def test_cli_writes_the_circle_figure_and_the_accuracy_table(tmp_path, capsys):
-    import csv
-
     from grok_lightning import construct
 
     assert construct.main(["--neurons", "5", "--modulus", "13", "--out", str(tmp_path)]) == 0
     png = tmp_path / "appendix_a_N5_square.png"
     assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10_000
-    with open(tmp_path / "accuracy_table.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv_rows(tmp_path / "accuracy_table.csv")
     assert len(rows) == 2 * len(construct.TABLE_NEURONS)
     for r in rows[:6]:  # each entry is the exhaustive check, not a copy
         assert float(r["accuracy"]) == pytest.approx(

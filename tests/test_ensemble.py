@@ -1,21 +1,19 @@
 """Numerics ensembles: members share the initial weights and data and differ only by numerics."""
 
-import csv
 import json
 
 import numpy as np
 
 from grok_lightning import ensemble, histories
-
-TINY = ["data.p=13", "model.d_embed=8", "model.n_neurons=6", "model.init=torch", "train.max_steps=400"]
+from tests.conftest import TINY_P13, read_csv_rows
 
 
 def test_perturbed_members_start_together_and_drift_apart(tmp_path):
     out = tmp_path / "ens"
-    args = ["task=modadd", *TINY, "precisions=64", "threads=0", "perturb=2", "scale=1e-9", f"out_dir={out}"]
+    members = ["precisions=64", "threads=0", "perturb=2", "scale=1e-9"]
+    args = ["task=modadd", *TINY_P13, "train.max_steps=400", *members, f"out_dir={out}"]
     assert ensemble.main(args) == 0
-    with open(out / "members.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv_rows(out / "members.csv")
     assert [r["perturbation"] for r in rows] == ["none", "1e-09 #1", "1e-09 #2"]
     assert [float(r["perturbed_share"]) for r in rows][1:] == [1.0, 1.0]  # float64: every weight moved
     h = histories.load(out)

@@ -18,38 +18,24 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-from rich.console import Console
 
-from grok_lightning import config as C
 from grok_lightning import objectives, outcome
 from grok_lightning.callbacks.trajectory import default_cadence, read_trajectory
 from grok_lightning.explorer import PAGE_NAME, log_page_to_wandb, write_run_page, write_sweep_page
 from grok_lightning.explorer.measure import browser_missing, console_errors, start_browser
-from grok_lightning.train import build_module, main, train
-from tests.conftest import make_loss_nan_after
+from grok_lightning.train import build_module, main
+from tests.conftest import TINY_P13, callbacks_off, make_loss_nan_after, read_csv_rows, train_quietly
 
-PNG_OFF = [
-    f"callbacks.{name}.enabled=false"
-    for name in (
-        "dft_sparsity",
-        "weight_heatmaps",
-        "fourier_stars",
-        "progress_measures",
-        "loss_gap",
-        "bit_mass",
-    )
-]
+PNG_OFF = callbacks_off("trajectory")  # every figure off; the page's frames stay
 COMMON = ["logger=csv", "train.progress_bar=false", "model.init=torch", "train.max_steps=300", *PNG_OFF]
-MODADD = ["data.p=13", "model.d_embed=8", "model.n_neurons=6", "train.checkpoint_every=100", "optim.lr=1e-2"]
+MODADD = [*TINY_P13, "train.checkpoint_every=100", "optim.lr=1e-2"]
 FIXED = ["data.p=13", "model.n_neurons=5"]
 PARITY = ["data.n_bits=12", "data.train_size=200", "data.test_size=200", "model.n_neurons=16"]
 SHOTS = Path(os.environ.get("EXPLORER_SHOTS", "")) if os.environ.get("EXPLORER_SHOTS") else None
 
 
 def run(root: Path, task: str, *extra: str) -> Path:
-    torch.set_num_threads(1)
-    cfg = C.load(task, None, [f"run_root={root}", *COMMON, *extra])
-    return train(cfg, console=Console(quiet=True))
+    return train_quietly(task, None, [f"run_root={root}", *COMMON, *extra])
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +197,7 @@ def test_milestones_come_from_the_summary_or_the_curves(modadd_run, tmp_path):
     assert data["milestones"]["memorise_step"] == summary["memorise_step"]
     bare = tmp_path / "bare"
     shutil.copytree(modadd_run, bare, ignore=shutil.ignore_patterns("summary.json", "checkpoints"))
-    rows = list(csv.DictReader(open(bare / "metrics.csv")))
+    rows = read_csv_rows(bare / "metrics.csv")
     rows = [r for r in rows if r.get("train/acc")]
     expected = outcome.first_step_at_or_above(
         [int(r["step"]) for r in rows], [float(r["train/acc"]) for r in rows], 0.99
@@ -384,7 +370,7 @@ def real_sweep(tmp_path_factory):
 
 
 def test_real_sweep_page_has_every_model_its_curves_and_frequencies(real_sweep):
-    rows = list(csv.DictReader(open(real_sweep / "results.csv")))
+    rows = read_csv_rows(real_sweep / "results.csv")
     data = page_data(write_sweep_page(real_sweep))
     assert data["models"]["id"] == [r["model_id"] for r in rows]
     assert len(data["cells"]) == 4 and data["axes"]["x"]["key"] == "model.n_neurons"
@@ -573,7 +559,7 @@ def test_sweep_cell_click_shows_its_models(browser, sweep_dir):
 
 
 def test_real_sweep_page_classes_match_the_sweeps_own(browser, real_sweep):
-    rows = list(csv.DictReader(open(real_sweep / "results.csv")))
+    rows = read_csv_rows(real_sweep / "results.csv")
     load(browser, write_sweep_page(real_sweep), "real_sweep")
     assert browser.execute_script("return window.explorer.classes()") == [r["outcome"] for r in rows]
     no_errors_and_nothing_fetched(browser)

@@ -13,7 +13,11 @@ def test_preset_is_the_spec_run():
     cfg = C.load("fixed_embed")
     assert cfg.preset == "fixed_embed"
     assert (cfg.data.train_fraction, cfg.model.n_neurons, cfg.model.embed, list(cfg.model.freqs)) == (
-        0.3, 5, "fixed", [1])
+        0.3,
+        5,
+        "fixed",
+        [1],
+    )
     assert (cfg.optim.weight_decay, cfg.optim.lr) == (1e-3, 1e-2)
     assert (cfg.train.max_steps, cfg.train.seed) == (15000, 86)
     assert TASKS["fixed_embed"].analyses == frozenset({"fourier", "heatmaps"})

@@ -2,9 +2,10 @@ import itertools
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from grok_lightning import config as C
-from grok_lightning.model import FactoredMLP, circular_embedding
+from grok_lightning.model import FactoredMLP, FactoredMLPConfig, circular_embedding
 from grok_lightning.optim import BatchedAdam
 from grok_lightning.tasks.modadd import build_model
 
@@ -16,9 +17,7 @@ FLAGS = list(
 @pytest.mark.parametrize("embed, tied_hidden, collapsed_hidden, collapsed_out", FLAGS)
 def test_every_flag_combination_shapes(embed, tied_hidden, collapsed_hidden, collapsed_out):
     p, d, n, K = 7, 6 if embed != "fixed" else 2, 5, 3
-    model = FactoredMLP(
-        seeds=[0, 1, 2],
-        p=p,
+    settings = FactoredMLPConfig(
         d_embed=d,
         n_neurons=n,
         embed=embed,
@@ -26,6 +25,7 @@ def test_every_flag_combination_shapes(embed, tied_hidden, collapsed_hidden, col
         collapsed_hidden=collapsed_hidden,
         collapsed_out=collapsed_out,
     )
+    model = FactoredMLP(settings, seeds=[0, 1, 2], p=p)
     a = torch.randint(0, p, (K, 10))
     b = torch.randint(0, p, (K, 10))
     width = d if collapsed_hidden else n
@@ -44,22 +44,32 @@ def test_main_preset_parameter_counts():
     assert model.n_collapsed_per_model() == 3_216
 
 
+def test_build_model_takes_the_model_section_whole():
+    """The validated section arrives as its dataclass with every override; the run keeps the OmegaConf."""
+    cfg = C.load("modadd", None, ["model.init=torch", "model.d_embed=8", "model.activation=square"])
+    model = build_model(cfg, [0])
+    assert isinstance(model.cfg, FactoredMLPConfig) and model.cfg.activation == "square"
+    assert model.cfg == FactoredMLPConfig(**OmegaConf.to_container(cfg.model))
+    assert model.weights["embed"].shape == (1, 67, 8)
+    x = torch.tensor([[-2.0, 3.0]])
+    assert torch.equal(model.act(x), x * x)
+
+
 def test_fixed_fully_collapsed_with_d_equal_n_has_nothing_to_train():
     with pytest.raises(ValueError, match="no trainable parameter"):
-        FactoredMLP(
-            seeds=[0], p=7, d_embed=2, n_neurons=2, embed="fixed", collapsed_hidden=True, collapsed_out=True
-        )
+        settings = FactoredMLPConfig(n_neurons=2, embed="fixed", collapsed_hidden=True, collapsed_out=True)
+        FactoredMLP(settings, seeds=[0], p=7)
 
 
 def test_fixed_embed_is_a_constant_circle():
     E = circular_embedding(67, [1])
     torch.testing.assert_close(E.norm(dim=0), torch.ones(2, dtype=E.dtype))
-    model = FactoredMLP(seeds=[0], p=67, d_embed=2, n_neurons=5, embed="fixed")
+    model = FactoredMLP(FactoredMLPConfig(n_neurons=5, embed="fixed"), seeds=[0], p=67)
     assert set(model.weights) == {"hidden", "out"} and model.n_trainable_per_model() == 20
 
 
 def test_haiku_style_init_statistics():
-    model = FactoredMLP(seeds=[0], p=67, d_embed=500, n_neurons=24)
+    model = FactoredMLP(FactoredMLPConfig(d_embed=500, n_neurons=24), seeds=[0], p=67)
     E, Win = model.weights["embed"][0], model.weights["hidden"][0]
     assert abs(E.std().item() - (2 / 67) ** 0.5) < 0.01 * (2 / 67) ** 0.5 * 5  # variance-corrected
     assert E.abs().max() <= 2 * (2 / 67) ** 0.5 / 0.8796 + 1e-6
@@ -67,8 +77,9 @@ def test_haiku_style_init_statistics():
 
 
 def test_model_in_a_batch_equals_model_alone():
-    alone = FactoredMLP(seeds=[5], p=11, d_embed=8, n_neurons=6)
-    batch = FactoredMLP(seeds=[3, 5, 9], p=11, d_embed=8, n_neurons=6)
+    settings = FactoredMLPConfig(d_embed=8, n_neurons=6)
+    alone = FactoredMLP(settings, seeds=[5], p=11)
+    batch = FactoredMLP(settings, seeds=[3, 5, 9], p=11)
     for name in alone.weights:
         torch.testing.assert_close(alone.weights[name][0], batch.weights[name][1], rtol=0, atol=0)
 

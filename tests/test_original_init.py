@@ -1,12 +1,14 @@
 """Stored original (JAX/Haiku) initial parameters: integrity, equality with a fresh draw, the
 missing-extra error, and a plain-torch replay of the original notebooks' first logged steps."""
 
+import dataclasses
 import sys
 
 import numpy as np
 import pytest
 
 from grok_lightning import original_init as oi
+from grok_lightning.model import FactoredMLPConfig
 from grok_lightning.original_init import (
     ORIGINAL_PRESETS,
     ChecksumError,
@@ -78,6 +80,31 @@ def test_corrupt_file_is_rejected(tmp_path, monkeypatch):
     load_original_params(**ORIGINAL_PRESETS["gen_mem_gen"])  # untouched files still load
 
 
+def test_settings_outside_the_draw_still_find_the_stored_preset(monkeypatch):
+    """activation, init and loss_scale do not change the draw; a fixed embedding ignores d_embed."""
+    monkeypatch.setattr(oi, "draw_original_params", None)  # any fresh draw would fail loudly here
+    main = ORIGINAL_PRESETS["main"]
+    other = dataclasses.replace(main["model"], activation="square", init="torch", loss_scale="mean")
+    assert load_original_params(seed=165, p=67, model=other).keys() == {"embed", "hidden", "out"}
+    fixed = dataclasses.replace(ORIGINAL_PRESETS["fixed_embed"]["model"], d_embed=500)
+    assert load_original_params(seed=86, p=67, model=fixed).keys() == {"hidden", "out"}
+
+
+def test_a_drawn_flag_or_seed_misses_the_stored_presets(monkeypatch):
+    drawn = []
+    monkeypatch.setattr(oi, "draw_original_params", lambda **kw: drawn.append(kw) or {})
+    main = ORIGINAL_PRESETS["main"]
+    load_original_params(seed=165, p=67, model=dataclasses.replace(main["model"], collapsed_out=True))
+    load_original_params(seed=166, p=67, model=main["model"])
+    load_original_params(seed=86, p=67, model=FactoredMLPConfig(n_neurons=5, embed="fixed", freqs=[2]))
+    assert [kw["seed"] for kw in drawn] == [165, 166, 86]
+
+
+def test_unknown_embedding_is_refused():
+    with pytest.raises(ValueError, match="embed must be one of"):
+        load_original_params(seed=1, p=67, model=FactoredMLPConfig(embed="circle"))
+
+
 # (b) stored == fresh draw --------------------------------------------------------------------------
 
 
@@ -121,7 +148,8 @@ def test_stored_equals_fresh_draw(preset):
 def test_fresh_draw_variants(kwargs, layout):
     pytest.importorskip("jax")
     pytest.importorskip("haiku")
-    params = load_original_params(seed=3, p=67, d_embed=8, n_neurons=4, **kwargs)  # not a preset
+    model = FactoredMLPConfig(d_embed=8, n_neurons=4, **kwargs)
+    params = load_original_params(seed=3, p=67, model=model)  # not a preset
     assert {k: v.shape for k, v in params.items()} == layout
     for k, v in params.items():
         is_param_style = k.startswith("embed") or (k == "unembed" and not kwargs.get("collapsed_out"))
@@ -134,7 +162,7 @@ def test_fresh_draw_variants(kwargs, layout):
 def test_missing_extra_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "jax", None)  # makes `import jax` raise ImportError
     with pytest.raises(MissingExtraError, match=r"pip install -e '\.\[original\]'"):
-        load_original_params(seed=1, p=67, d_embed=8, n_neurons=4)
+        load_original_params(seed=1, p=67, model=FactoredMLPConfig(d_embed=8, n_neurons=4))
     with pytest.raises(RuntimeError):
         draw_original_params(**ORIGINAL_PRESETS["main"])
     # presets need numpy only

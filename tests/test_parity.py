@@ -8,7 +8,14 @@ import torch
 from grok_lightning import config as C
 from grok_lightning.objectives import Binary
 from grok_lightning.tasks import TASKS
-from grok_lightning.tasks.parity import ParityDataModule, ParityMLP, bit_mass, code_bits, distinct_codes
+from grok_lightning.tasks.parity import (
+    ParityDataModule,
+    ParityMLP,
+    ParityMLPConfig,
+    bit_mass,
+    code_bits,
+    distinct_codes,
+)
 from grok_lightning.train import build_module, main
 
 
@@ -59,7 +66,7 @@ def test_balanced_labels():
 
 
 def test_model_shapes_bias_row_and_forward():
-    model = ParityMLP(seeds=[0, 1], n_bits=10, n_neurons=16)
+    model = ParityMLP(ParityMLPConfig(n_neurons=16), seeds=[0, 1], n_bits=10)
     assert model.W_input.shape == (2, 11, 16) and model.W_output.shape == (2, 16, 1)
     bits = torch.randint(0, 2, (2, 7, 10), dtype=torch.uint8)
     (x,) = model.encode(bits)
@@ -72,8 +79,8 @@ def test_model_shapes_bias_row_and_forward():
 
 
 def test_model_init_is_per_seed_haiku_linear():
-    pair = ParityMLP(seeds=[4, 5], n_bits=30, n_neurons=64)
-    single = ParityMLP(seeds=[5], n_bits=30, n_neurons=64)
+    pair = ParityMLP(ParityMLPConfig(n_neurons=64), seeds=[4, 5], n_bits=30)
+    single = ParityMLP(ParityMLPConfig(n_neurons=64), seeds=[5], n_bits=30)
     assert torch.equal(pair.W_input[1], single.W_input[0])
     assert torch.equal(pair.W_output[1], single.W_output[0])
     std = 1 / 31**0.5  # fan_in = n_bits + 1, cut at 2 sigma, not variance-corrected
@@ -82,7 +89,7 @@ def test_model_init_is_per_seed_haiku_linear():
 
 
 def test_float64_precision():
-    model = ParityMLP(seeds=[0], n_bits=5, n_neurons=4, precision="64")
+    model = ParityMLP(ParityMLPConfig(n_neurons=4), seeds=[0], n_bits=5, precision="64")
     assert model.W_input.dtype == torch.float64
     assert model.encode(torch.zeros(1, 2, 5, dtype=torch.uint8))[0].dtype == torch.float64
 
@@ -133,8 +140,11 @@ def test_unknown_preset_lists_parity_presets():
 
 def test_short_batched_run_learns_a_small_parity():
     """Two models at once on a small problem (8 bits, parity of 2): both fit the training data."""
-    cfg = C.load("parity", None, ["data.n_bits=8", "data.k=2", "data.train_size=200", "data.test_size=56",
-                                  "model.n_neurons=32"])
+    cfg = C.load(
+        "parity",
+        None,
+        ["data.n_bits=8", "data.k=2", "data.train_size=200", "data.test_size=56", "model.n_neurons=32"],
+    )
     dm, module = build_module(cfg, [0, 1], [1e-2, 1e-2], [1e-4, 1e-4])
     module.attach_data(dm)
     opt = module.configure_optimizers()
@@ -150,9 +160,27 @@ def test_short_batched_run_learns_a_small_parity():
 
 
 def test_cli_run_writes_summary(tmp_path):
-    rc = main(["task=parity", "logger=csv", f"run_root={tmp_path}", "train.max_steps=40",
-               "train.progress_bar=false", "data.test_size=100"])
+    rc = main(
+        [
+            "task=parity",
+            "logger=csv",
+            f"run_root={tmp_path}",
+            "train.max_steps=40",
+            "train.progress_bar=false",
+            "data.test_size=100",
+        ]
+    )
     assert rc == 0
     (summary_path,) = tmp_path.glob("parity/*/summary.json")
     summary = json.loads(summary_path.read_text())
     assert summary["steps_trained"] == 40 and 0.0 <= summary["final"]["test/acc"] <= 1.0
+
+
+def test_build_model_takes_the_model_section_whole_and_refuses_original():
+    small = ["data.n_bits=6", "model.n_neurons=5", "data.train_size=20", "data.test_size=20"]
+    cfg = C.load("parity", None, small)
+    model = TASKS["parity"].build_model(cfg, [0])
+    assert model.cfg == ParityMLPConfig(n_neurons=5) and model.W_input.shape == (1, 7, 5)
+    cfg = C.load("parity", None, ["model.init=original"])
+    with pytest.raises(C.ConfigError, match="model.init='original': parity has no original draw"):
+        TASKS["parity"].build_model(cfg, [0])

@@ -1,6 +1,5 @@
 """Fault cases: divergence, interruption (SIGINT / SIGTERM) and exact resume, W&B failing."""
 
-import csv
 import json
 import os
 import random
@@ -17,33 +16,17 @@ import torch
 from grok_lightning import config as C
 from grok_lightning import runs
 from grok_lightning.train import main
-from tests.conftest import make_loss_nan_after, short_run_args
+from tests.conftest import TINY, callbacks_off, make_loss_nan_after, metrics_rows, only_run, short_run_args
 
-SMALL = ["model.d_embed=40", "model.init=torch", "train.log_every=10", "train.checkpoint_every=100"]
-TINY = [
-    "data.p=11",
-    "model.d_embed=8",
-    "model.n_neurons=4",
-    "model.init=torch",
-    "train.log_every=10",
-    "train.checkpoint_every=50",
-    *C.callback_switches(False),
-]
-
-
-def read_rows(run_dir):
-    with open(run_dir / "metrics.csv") as f:
-        return list(csv.DictReader(f))
-
-
-def only_run(root, task="modadd"):
-    (run_dir,) = list((root / task).iterdir())
-    return run_dir
+# The tiny model, logged every 10 steps, checkpointed every 50, no analysis callbacks: these tests
+# check what a run writes and resumes, not what it learns.
+TINY_RUN = [*TINY, "train.log_every=10", "train.checkpoint_every=50", *callbacks_off()]
 
 
 def test_divergence_stops_names_the_step_and_keeps_the_last_good_checkpoint(run_root, monkeypatch, capsys):
     make_loss_nan_after(monkeypatch, 237)
-    assert main(["task=modadd", *short_run_args(run_root, *SMALL, "train.max_steps=1000")]) == 1
+    args = [*TINY, "train.log_every=10", "train.checkpoint_every=100", "train.max_steps=1000"]
+    assert main(["task=modadd", *short_run_args(run_root, *args)]) == 1  # analysis callbacks on
     run_dir = only_run(run_root)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "diverged" and summary["diverged_at_step"] == 237
@@ -63,7 +46,7 @@ def _start(args, env):
 
 
 # Tiny and without figures, so the subprocess spends its time training: a signal lands mid-run.
-SIGNAL_ARGS = ["task=modadd", "logger=csv", "train.progress_bar=false", *TINY, "train.max_steps=2000"]
+SIGNAL_ARGS = ["task=modadd", "logger=csv", "train.progress_bar=false", *TINY_RUN, "train.max_steps=2000"]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +84,7 @@ def test_interrupted_runs_resume_to_the_same_metrics(tmp_path, straight_run):
 
         assert main([f"resume={run_dir}"]) == 0
         assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
-        resumed, straight = read_rows(run_dir), read_rows(straight_run)
+        resumed, straight = metrics_rows(run_dir), metrics_rows(straight_run)
         assert [r["step"] for r in resumed] == [r["step"] for r in straight], signum.name
         assert resumed == straight, signum.name  # every logged value, to the last digit
         weights, expected = last_state(run_dir)["state_dict"], last_state(straight_run)["state_dict"]
@@ -117,7 +100,7 @@ def test_wandb_failure_falls_back_to_csv(run_root, monkeypatch, capsys):
             raise RuntimeError("simulated W&B outage")
 
     monkeypatch.setattr(loggers, "WandbLogger", BrokenWandb)
-    args = short_run_args(run_root, *SMALL, "train.max_steps=50")
+    args = short_run_args(run_root, *TINY_RUN, "train.max_steps=50")
     args[args.index("logger=csv")] = "logger=auto"
     assert main(["task=modadd", *args]) == 0
     out = capsys.readouterr().out
@@ -130,7 +113,7 @@ def test_wandb_offline_run_is_written_without_network(run_root, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("NETRC", str(run_root / "no-netrc"))
-    args = short_run_args(run_root, *SMALL, "train.max_steps=50")
+    args = short_run_args(run_root, *TINY_RUN, "train.max_steps=50")
     args[args.index("logger=csv")] = "logger=auto"
     assert main(["task=modadd", *args]) == 0
     run_dir = only_run(run_root)
@@ -142,7 +125,7 @@ def test_wandb_offline_run_is_written_without_network(run_root, monkeypatch):
 
 
 def tiny_args(root, *extra):
-    return ["task=modadd", *short_run_args(root, *TINY, *extra)]
+    return ["task=modadd", *short_run_args(root, *TINY_RUN, *extra)]
 
 
 def last_state(run_dir):
@@ -168,8 +151,8 @@ def test_extend_twice_and_move_resumes_from_the_newest_state(tmp_path):
     names = sorted(p.name for p in (moved / "checkpoints").iterdir())
     assert names == ["last.ckpt", "step=300.ckpt", "step=350.ckpt", "step=400.ckpt"]  # no last-v1, no old dir
     # the same rows as one 400-step run, plus the final-step rows the shorter runs ended with
-    extended = [r for r in read_rows(moved) if r["step"] not in ("199", "299")]
-    assert extended == read_rows(only_run(straight_root))
+    extended = [r for r in metrics_rows(moved) if r["step"] not in ("199", "299")]
+    assert extended == metrics_rows(only_run(straight_root))
 
 
 def test_failed_resume_changes_nothing_and_names_the_key(run_root, capsys):
@@ -268,14 +251,14 @@ def test_non_finite_optimiser_state_is_a_divergence_not_a_checkpoint(run_root, m
 
 
 def test_default_retention_keeps_last_plus_three(run_root):
-    args = ["task=modadd", *short_run_args(run_root, "data.p=11", "model.d_embed=8", "model.n_neurons=4")]
-    assert main([*args, "model.init=torch", "train.max_steps=1000", *C.callback_switches(False)]) == 0
+    args = ["task=modadd", *short_run_args(run_root, *TINY, *callbacks_off(), "train.max_steps=1000")]
+    assert main(args) == 0
     names = sorted(p.name for p in (only_run(run_root) / "checkpoints").iterdir())
     assert names == ["last.ckpt", "step=1000.ckpt", "step=980.ckpt", "step=990.ckpt"]
 
 
 def test_resumed_csv_drops_a_row_cut_short_by_a_kill(tmp_path):
-    from grok_lightning.trainer import RunCSVLogger
+    from grok_lightning.loggers import RunCSVLogger
 
     (tmp_path / "metrics.csv").write_text("step,train/loss\n0,0.5\n10,0.25\n20,0.125\n3")  # "30,..." cut
     logger = RunCSVLogger(tmp_path, keep_before_step=1000)
@@ -315,7 +298,7 @@ def test_unreachable_wandb_server_falls_back_within_seconds(run_root, monkeypatc
 
     import lightning.pytorch.loggers as loggers
 
-    from grok_lightning import trainer
+    from grok_lightning import loggers as run_loggers
 
     built = []
     monkeypatch.setattr(loggers, "WandbLogger", lambda *a, **k: built.append(k))
@@ -328,13 +311,18 @@ def test_unreachable_wandb_server_falls_back_within_seconds(run_root, monkeypatc
     monkeypatch.setattr(socket_module, "create_connection", no_network)
     cfg = C.load("modadd", None, [f"run_root={run_root}", "logger=auto"])
     start = time.perf_counter()
-    got = trainer.build_loggers(cfg, run_root, "r1")
+    got = run_loggers.build_loggers(cfg, run_root, "r1")
     refused_s = time.perf_counter() - start
     hang = threading.Event()
-    monkeypatch.setattr(socket_module, "create_connection", lambda *a, **k: hang.wait(30))
-    monkeypatch.setattr(trainer, "WANDB_PROBE_S", 0.5)  # a DNS lookup that never answers
+
+    def silent_network(*a, **k):  # a DNS lookup that never answers (until the test lets it go)
+        hang.wait(30)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(socket_module, "create_connection", silent_network)
+    monkeypatch.setattr(run_loggers, "WANDB_PROBE_S", 0.5)
     start = time.perf_counter()
-    got_hung = trainer.build_loggers(cfg, run_root, "r2")
+    got_hung = run_loggers.build_loggers(cfg, run_root, "r2")
     hung_s = time.perf_counter() - start
     hang.set()
     out = capsys.readouterr().out

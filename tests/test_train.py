@@ -83,3 +83,57 @@ def test_resume_continues_the_step_count_and_the_metrics(run_root, tmp_path):
     for r, s in zip(resumed, straight):
         assert float(r["train/loss"]) == pytest.approx(float(s["train/loss"]), rel=1e-6)
         assert r["test/acc"] == s["test/acc"]
+
+
+def test_help_lists_every_key_of_the_schema_with_type_and_default(capsys):
+    from grok_lightning.cli_help import schema_keys
+    from grok_lightning.tasks import TASKS
+
+    assert main(["--help", "task=parity"]) == 0
+    out = capsys.readouterr().out
+    keys = list(schema_keys(TASKS["parity"].config_class))
+    assert any(k == "data.n_bits" for k, _, _ in keys)
+    for key, kind, default in keys:
+        (line,) = [ln for ln in out.splitlines() if ln.split()[:1] == [key]]
+        assert line.split()[1] == kind and line.rstrip().endswith(repr(default)), line
+    assert main(["--help"]) == 0
+    shared = capsys.readouterr().out
+    assert all(name in shared for name in TASKS) and "optim.weight_decay" in shared
+    assert "data.n_bits" not in shared  # parity's own key
+
+
+def test_print_config_prints_the_resolved_yaml_and_writes_nothing(run_root, capsys):
+    from omegaconf import OmegaConf
+
+    from grok_lightning import config as C
+
+    args = ["task=modadd", f"run_root={run_root}", "optim.weight_decay=0.3"]
+    assert main([*args, "print_config=true"]) == 0
+    printed = OmegaConf.create(capsys.readouterr().out)
+    assert printed == C.load("modadd", None, args[1:])
+    assert printed.optim.weight_decay == 0.3 and not run_root.exists()
+    assert main([*args, "print_config=maybe"]) == 2
+    assert "print_config=maybe" in capsys.readouterr().err and not run_root.exists()
+
+
+def test_history_and_verdicts_follow_the_history_as_it_grows():
+    """GrokModule caches the stacked history and its verdicts; growth or a replaced list renews them."""
+    import torch
+
+    from grok_lightning import config as C
+    from grok_lightning.build import build_run_module
+
+    cfg = C.load("modadd", None, ["data.p=7", "model.d_embed=4", "model.n_neurons=3", "model.init=torch"])
+    datamodule, module = build_run_module(cfg)
+    module.attach_data(datamodule)
+    thresholds = dict(loss_threshold=1e-5, ratio_threshold=5e4)
+    module.record(0)
+    steps, first = module.history_tensor()
+    assert steps == [0] and first.shape == (1, 1, 7)
+    assert module.verdicts(0, **thresholds)["memorise_step"] is None
+    module.record(1)
+    assert module.history_tensor()[1].shape == (2, 1, 7)
+    module.history_steps, module.history = [5], [torch.ones(1, 7, dtype=torch.float64)]
+    steps, values = module.history_tensor()
+    assert steps == [5] and bool((values == 1).all())
+    assert module.verdicts(0, **thresholds)["memorise_step"] == 5  # train acc 1.0 at step 5

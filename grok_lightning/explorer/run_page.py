@@ -5,7 +5,6 @@ task declares (the trajectory records them), never the task's name."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Optional
@@ -16,7 +15,7 @@ from omegaconf import OmegaConf
 from grok_lightning import fourier as fo
 from grok_lightning import outcome
 from grok_lightning.callbacks.fourier_stars import largest_groups
-from grok_lightning.callbacks.trajectory import FILENAME, read_trajectory
+from grok_lightning.callbacks.trajectory import FILENAME
 from grok_lightning.module import METRICS
 
 from . import ExplorerError
@@ -36,20 +35,22 @@ def write_run_page(run_dir) -> Path:
 
 
 def run_payload(run_dir: Path) -> dict:
-    from grok_lightning.report import ReportError, load_run_config, read_metrics_csv
+    from grok_lightning.record import RunError, load_run
     from grok_lightning.tasks import TASKS
 
     try:
-        cfg = load_run_config(run_dir)
-    except ReportError as exc:
+        record = load_run(run_dir)
+    except RunError as exc:
         raise ExplorerError(str(exc)) from None
-    summary = _read_json(run_dir / "summary.json")
+    cfg = record.config
+    summary = _read_json(run_dir / "summary.json")  # the page shows what the run wrote, if anything
     try:
-        history = read_metrics_csv(run_dir / "metrics.csv")
-    except (ValueError, csv.Error, UnicodeDecodeError):
+        logged = record.history
+        history = (logged.steps.tolist(), logged.values[:, None, :]) if len(logged) else None
+    except RunError:
         history = None
     notes = [] if history is not None else ["metrics.csv has no readable logged rows: no curves"]
-    traj = read_trajectory(run_dir / FILENAME)
+    traj = record.trajectory
     frames = None
     if traj is None and (run_dir / FILENAME).exists():
         notes.append(f"{FILENAME} is unreadable (a damaged file): no frames")
@@ -101,7 +102,7 @@ def config_line(cfg) -> str:
 # ------------------------------------------------------------------------------------------ curves
 def curve_payload(history) -> dict:
     steps, values = history
-    col = {name: values[:, 0, i].numpy() for i, name in enumerate(METRICS)}
+    col = {name: values[:, 0, i] for i, name in enumerate(METRICS)}
     return {
         "steps": packed(steps, "i4"),
         "train_loss": packed(col["train/loss"]),

@@ -32,7 +32,7 @@ from grok_lightning.sweep.batch import SUMMARY_COLUMNS, batch_frequencies, cpu_s
 from grok_lightning.sweep.calibration import calibrate, candidate_sizes, choose_k
 from grok_lightning.sweep.cli import main
 from grok_lightning.sweep.launch import Launch, detect_launch, device_for, device_key
-from grok_lightning.sweep.plan import make_plan, plan_id
+from grok_lightning.sweep.plan import calibrate_share, make_plan, plan_eta, plan_id
 from grok_lightning.sweep.results import phase_axes, phase_bars
 from grok_lightning.sweep.run import run_sweep
 from grok_lightning.sweep.spec import Group, Model, Sweep, SweepError, available_sweeps, load_sweep
@@ -57,6 +57,8 @@ __all__ = [
     "load_sweep",
     "main",
     "make_plan",
+    "plan_eta",
+    "calibrate_share",
     "model_rows",
     "phase_axes",
     "phase_bars",

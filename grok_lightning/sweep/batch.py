@@ -8,12 +8,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from grok_lightning import histories
+from grok_lightning.build import build_module
+from grok_lightning.summary import run_summary
 from grok_lightning.sweep.launch import trainer_kwargs
-from grok_lightning.sweep.spec import (
-    Model,
-)
+from grok_lightning.sweep.spec import Model
 from grok_lightning.tasks import TASKS
-from grok_lightning.train import build_module, run_summary
 from grok_lightning.trainer import build_trainer
 
 SUMMARY_COLUMNS = (
@@ -77,7 +76,7 @@ def batch_frequencies(cfg: DictConfig, module) -> Optional[tuple]:
 
 
 def model_rows(cfg: DictConfig, module, models: Sequence[Model], freqs: Optional[tuple] = None) -> list[dict]:
-    """One row per model from the module's logged history (grok_lightning.train.run_summary)."""
+    """One row per model from the module's logged history (grok_lightning.summary.run_summary)."""
     _, values = module.history_tensor()
     rows = []
     for k in range(len(models)):

@@ -12,15 +12,8 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 from rich.console import Console
 
-from grok_lightning.sweep.batch import (
-    batch_config,
-    fit_batch,
-    padded,
-)
-from grok_lightning.sweep.spec import (
-    Group,
-    Model,
-)
+from grok_lightning.sweep.batch import batch_config, fit_batch, padded
+from grok_lightning.sweep.spec import Group, Model
 
 
 class _StepTimer(Callback):

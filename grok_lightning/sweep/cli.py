@@ -10,15 +10,13 @@ from grok_lightning import config as C
 from grok_lightning.sweep.launch import detect_launch, device_for
 from grok_lightning.sweep.results import phase_axes, phase_bars
 from grok_lightning.sweep.run import run_sweep
-from grok_lightning.sweep.spec import (
-    SweepError,
-    available_sweeps,
-    load_sweep,
-)
+from grok_lightning.sweep.spec import SweepError, available_sweeps, load_sweep
+from grok_lightning.sweep.workers import start_workers, usable_cores, worker_count
 
 USAGE = """usage: python -m grok_lightning.sweep sweep=<name or file.yaml> [key=value ...]
 sweeps: {sweeps}. e.g. sweep=parity_phase seeds=3 grid.model.n_neurons=[16,32] train.max_steps=2000
-Under a launcher (torchrun, srun, fabric run) every process takes its share of the batches."""
+It starts one worker process per usable core (workers=N to choose, workers=1 for this process only);
+under a launcher (torchrun, srun, fabric run) every process takes its share of the batches."""
 
 
 def quiet_lightning() -> None:
@@ -34,10 +32,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     try:
         sweep = load_sweep(argv)
-        launch = detect_launch(sweep.scfg.world_size)
+        launch = detect_launch()
         phase_axes(sweep)  # a bad axis fails now, not after training
         phase_bars(sweep)
-        device_for(sweep.base_cfg, launch)
+        device = device_for(sweep.base_cfg, launch)
+        if launch.launcher == "none":
+            n = worker_count(sweep.scfg, sweep.base_cfg, device, len(sweep.models))
+            if n > 1:  # this process only starts and waits for them: they check the rest
+                print(f"sweep {sweep.name}: starting {n} worker processes ({usable_cores()} usable cores)")
+                return start_workers(argv, n)
+        detect_launch(sweep.scfg.world_size)
     except C.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 
@@ -9,14 +10,16 @@ import torch
 from omegaconf import DictConfig
 
 from grok_lightning import config as C
+from grok_lightning.sweep.workers import ENV_WORKER
 
 
 @dataclass(frozen=True)
 class Launch:
-    launcher: str  # none | torchelastic | slurm | ...
+    launcher: str  # none | workers (grok_lightning.sweep.workers) | torchelastic | slurm | lsf
     rank: int
     world_size: int
     local_rank: int
+    local_world_size: int = 1  # processes sharing this machine: part of the calibration's key
 
 
 def detect_launch(expected_world_size: int = 0) -> Launch:
@@ -38,7 +41,11 @@ def detect_launch(expected_world_size: int = 0) -> Launch:
             if not env_class.detect():
                 continue
             env = env_class()
-            launch = Launch(name, env.global_rank(), env.world_size(), env.local_rank())
+            if name == "torchelastic" and os.environ.get(ENV_WORKER):
+                name = "workers"
+            local = os.environ.get("LOCAL_WORLD_SIZE" if name != "slurm" else "SLURM_NTASKS_PER_NODE", "1")
+            local_world = int(local) if local.isdigit() else 1  # SLURM may say "2(x3)": unknown, 1
+            launch = Launch(name, env.global_rank(), env.world_size(), env.local_rank(), local_world)
         except (KeyError, ValueError, RuntimeError) as exc:  # a variable missing, not a number, or refused
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise C.ConfigError(

@@ -12,18 +12,11 @@ from rich.table import Table
 
 from grok_lightning import config as C
 from grok_lightning import runs
+from grok_lightning.loggers import wandb_mode
 from grok_lightning.outcome import OUTCOMES
-from grok_lightning.sweep.batch import (
-    SUMMARY_COLUMNS,
-)
+from grok_lightning.sweep.batch import SUMMARY_COLUMNS
 from grok_lightning.sweep.plan import batches_done
-from grok_lightning.sweep.spec import (
-    Model,
-    Sweep,
-    SweepError,
-    resolve_key,
-)
-from grok_lightning.trainer import wandb_mode
+from grok_lightning.sweep.spec import Model, Sweep, SweepError, resolve_key
 
 
 def row_prefix(sweep: Sweep, model: Model) -> dict:

@@ -8,12 +8,10 @@ from collections import Counter
 from typing import Optional, Sequence
 
 import torch
-from lightning.pytorch.callbacks import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.markup import escape
 
-from grok_lightning import config as C
 from grok_lightning import histories, runs
 from grok_lightning.module import METRICS
 from grok_lightning.outcome import OUTCOMES
@@ -25,14 +23,12 @@ from grok_lightning.sweep.batch import (
     padded,
     unpadded_frequencies,
 )
+from grok_lightning.sweep.eta import fmt_duration
 from grok_lightning.sweep.launch import Launch, device_for, device_key
-from grok_lightning.sweep.plan import make_plan, plan_id
+from grok_lightning.sweep.plan import calibrate_share, make_plan, plan_eta, plan_id
+from grok_lightning.sweep.progress import progress_callback
 from grok_lightning.sweep.results import finish, row_prefix
-from grok_lightning.sweep.spec import (
-    Model,
-    Sweep,
-    fmt_point,
-)
+from grok_lightning.sweep.spec import Model, Sweep, fmt_point
 from grok_lightning.sweep.sync import locked, read_json, try_lock, wait_for
 
 
@@ -47,31 +43,17 @@ def run_sweep(sweep: Sweep, launch: Launch, console: Optional[Console] = None) -
     out = sweep.out_dir
     pid = plan_id(sweep, device, launch.world_size)
     plan_path = out / "plans" / f"{pid}.json"
-    if launch.rank == 0:
-        for sub in ("batches", "plans"):
-            (out / sub).mkdir(parents=True, exist_ok=True)
-        runs.atomic_write_text(out / "sweep.yaml", _resolved(sweep))
-        console.print(
-            f"sweep [bold]{sweep.name}[/]: {len(sweep.models)} models in {len(sweep.groups)} groups, "
-            f"{launch.world_size} process(es) ({launch.launcher}), device {device} -> {out}"
-        )
-        # a second launch into this directory waits for the first one's plan and shares it
-        plan_lock = out / "locks" / f"plan-{pid}.lock"
-        with locked(plan_lock, sweep.scfg.wait_timeout_s, "another sweep's plan", console):
-            if not plan_path.is_file():  # a plan, once written, is never rewritten: ranks all read the same
-                runs.write_json(
-                    plan_path,
-                    {
-                        "device": device_key(device),
-                        "batches": make_plan(sweep, device, launch.world_size, console),
-                    },
-                )
-    else:
-        wait_for([plan_path], sweep.scfg.wait_timeout_s, f"rank 0's plan {plan_path}")
-    batches = read_json(plan_path)["batches"]
-    mine = [b for i, b in enumerate(batches) if i % launch.world_size == launch.rank]
     try:
-        trained = _train_share(sweep, mine, device, launch.rank, tag, console)
+        if launch.rank == 0:
+            plan = _plan(sweep, launch, device, plan_path, pid, console)
+        else:
+            if not plan_path.is_file():
+                calibrate_share(sweep, device, launch, console, all_groups=False)
+            wait_for([plan_path], sweep.scfg.wait_timeout_s, f"rank 0's plan {plan_path}")
+            plan = read_json(plan_path)
+        batches = plan["batches"]
+        mine, others = _queue(batches, launch)
+        trained = _train_share(sweep, mine, others, device, launch.rank, tag, console)
     except BaseException as exc:
         # srun without --kill-on-bad-exit leaves rank 0 waiting: tell it why instead
         if launch.world_size > 1:
@@ -81,9 +63,8 @@ def run_sweep(sweep: Sweep, launch: Launch, console: Optional[Console] = None) -
                 f"rank {launch.rank} failed: {type(exc).__name__}: {reason}\n",
             )
         raise
-    skipped = len(mine) - trained
-    if skipped:
-        console.print(f"{tag}{skipped} of this rank's {len(mine)} batches were already done: skipped")
+    if trained < len(mine):
+        console.print(f"{tag}{len(mine) - trained} of this rank's {len(mine)} batches were done elsewhere")
     if launch.rank != 0:
         return None
 
@@ -100,34 +81,100 @@ def run_sweep(sweep: Sweep, launch: Launch, console: Optional[Console] = None) -
         "the other ranks' batches",
         failed_rank,
     )
+    training_s = time.time() - plan["_read_at"]
+    if failed_rank():
+        console.print(f"{failed_rank()}; its batches were trained by the other ranks")
     with locked(out / "locks" / "merge.lock", sweep.scfg.wait_timeout_s, "another sweep's merge"):
         rows = finish(sweep, console)
-        _print_wall_time(sweep, time.time() - started, console)
+        _print_wall_time(sweep, time.time() - started, plan.get("_eta_s"), training_s, console)
     return rows
 
 
-def _print_wall_time(sweep: Sweep, this_run_s: float, console: Console) -> None:
-    """Training time summed over every batch file (all invocations: resumes add up), and this one's."""
+def _plan(sweep: Sweep, launch: Launch, device, plan_path, pid: str, console: Console) -> dict:
+    """Rank 0: calibrate (its share, then whatever is left), write the plan once, print its ETA."""
+    out = sweep.out_dir
+    for sub in ("batches", "plans"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    runs.atomic_write_text(out / "sweep.yaml", _resolved(sweep))
+    console.print(
+        f"sweep [bold]{sweep.name}[/]: {len(sweep.models)} models in {len(sweep.groups)} groups, "
+        f"{launch.world_size} process(es) ({launch.launcher}), device {device} -> {out}"
+    )
+    # a second launch into this directory waits for the first one's plan and shares it
+    plan_lock = out / "locks" / f"plan-{pid}.lock"
+    with locked(plan_lock, sweep.scfg.wait_timeout_s, "another sweep's plan", console):
+        if not plan_path.is_file():  # a plan, once written, is never rewritten: ranks all read the same
+            seconds = calibrate_share(sweep, device, launch, console, all_groups=True)
+            batches = make_plan(sweep, device, launch)
+            eta_s = plan_eta(batches, launch.world_size)
+            runs.write_json(
+                plan_path,
+                {
+                    "device": device_key(device),
+                    "calibration_s": round(seconds, 3),
+                    "eta_s": eta_s,
+                    "batches": batches,
+                },
+            )
+    plan = read_json(plan_path)
+    todo = [b for b in plan["batches"] if not (out / "batches" / f"{b['id']}.json").is_file()]
+    eta_s = plan_eta(todo, launch.world_size)
+    n_models = sum(len(b["models"]) for b in todo)
+    console.print(
+        f"plan: {n_models} models to train in {len(todo)} batches on {launch.world_size} process(es); "
+        + (
+            f"ETA {fmt_duration(eta_s)} of training (calibration: {fmt_duration(plan.get('calibration_s'))})"
+            if eta_s is not None
+            else "no ETA (calibration off or not measured)"
+        )
+    )
+    return {**plan, "_eta_s": eta_s, "_read_at": time.time()}
+
+
+def _queue(batches: list[dict], launch: Launch) -> tuple[list, list]:
+    """(this rank's batches, the others'), each longest first as the plan lists them. A plan written
+    before owners existed deals batches round-robin."""
+    owner = [b.get("owner", i % launch.world_size) for i, b in enumerate(batches)]
+    mine = [b for b, o in zip(batches, owner, strict=True) if o == launch.rank]
+    return mine, [b for b, o in zip(batches, owner, strict=True) if o != launch.rank]
+
+
+def _print_wall_time(
+    sweep: Sweep, this_run_s: float, eta_s: Optional[float], training_s: float, console: Console
+) -> None:
+    """Training time summed over every batch file (all invocations: resumes add up), this
+    invocation's, and the plan's ETA against the training wall time it estimated."""
     walls = [read_json(p)["wall_s"] for p in sorted((sweep.out_dir / "batches").glob("*.json"))]
     total = sum(walls)
-    runs.write_json(
-        sweep.out_dir / "wall_time.json",
-        {"wall_time_s": round(total, 3), "batches": len(walls), "this_invocation_s": round(this_run_s, 3)},
-    )
-    console.print(
-        f"wall time: {total:,.1f} s training over {len(walls)} batches (all invocations), "
-        f"{this_run_s:,.1f} s this invocation"
-    )
+    record = {
+        "wall_time_s": round(total, 3),
+        "batches": len(walls),
+        "this_invocation_s": round(this_run_s, 3),
+    }
+    line = f"wall time: {total:,.1f} s training over {len(walls)} batches (all invocations), "
+    line += f"{this_run_s:,.1f} s this invocation"
+    if eta_s:
+        record.update(eta_s=round(eta_s, 3), training_wall_s=round(training_s, 3))
+        line += f"; training took {fmt_duration(training_s)} against an ETA of {fmt_duration(eta_s)}"
+        line += f" ({training_s / eta_s - 1:+.0%})"
+    runs.write_json(sweep.out_dir / "wall_time.json", record)
+    console.print(line)
 
 
 def _train_share(
-    sweep: Sweep, mine: list, device: torch.device, rank: int, tag: str, console: Console
+    sweep: Sweep, mine: list, others: list, device: torch.device, rank: int, tag: str, console: Console
 ) -> int:
-    """Train this rank's batches that have no result file yet; returns how many it trained.
-    A batch another process holds the lock of is left to it, and awaited once the rest is done:
-    if that process dies (its lock frees, no result), this one trains the batch itself."""
-    busy = []
+    """Train this rank's batches that have no result file yet, then any of the other ranks' that
+    nobody has started (a rank that finishes early takes work from one that is behind: the plan's
+    owners are estimates). Returns how many of its own it trained. A batch another process holds
+    the lock of is left to it and awaited at the end (by rank 0: every such batch; by the others:
+    their own): if that process dies (its lock frees, no result), this one trains the batch itself."""
+    busy, theirs = [], []
     trained = sum(_train_locked(sweep, b, device, rank, tag, console, wait=False, busy=busy) for b in mine)
+    for b in others:
+        _train_locked(sweep, b, device, rank, tag, console, wait=False, busy=theirs)
+    if rank == 0:  # rank 0 merges: it also awaits the others' batches, and trains those of a rank that died
+        busy += theirs
     if busy:
         console.print(
             f"{tag}{len(busy)} batches are being trained by another process: waiting for them "
@@ -165,7 +212,7 @@ def _train_batch(sweep, batch, device, rank: int, tag: str, console: Console) ->
     group = sweep.groups[batch["group"]]
     models = [by_id[i] for i in batch["models"]]
     start = time.perf_counter()
-    progress = _progress_callback(group.cfg, batch["id"], len(models), console if rank == 0 else None)
+    progress = progress_callback(group.cfg, batch["id"], len(models), console if rank == 0 else None)
     module, trainer = fit_batch(group.cfg, padded(models), device, [progress])
     wall = time.perf_counter() - start
     freqs = unpadded_frequencies(batch_frequencies(group.cfg, module), len(models))
@@ -193,53 +240,6 @@ def _train_batch(sweep, batch, device, rank: int, tag: str, console: Console) ->
         f"({len(models) * trainer.global_step / wall:,.0f} model-steps/s) "
         + " ".join(f"{o}={counts[o]}" for o in OUTCOMES if counts[o])
     )
-
-
-# ----------------------------------------------------------------------------------------------
-# Progress: one line per batch, updated at the logging cadence (not per step), rank 0 only.
-class _Progress(Callback):
-    def __init__(self, update, every: int):
-        super().__init__()
-        self.update, self.every, self.shown = update, every, 0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        step = trainer.global_step
-        if step // self.every > self.shown // self.every or step >= trainer.max_steps:
-            self.shown = step
-            self.update(step)
-
-    def on_train_end(self, trainer, pl_module):
-        self.update(None)
-
-    def on_exception(self, trainer, pl_module, exception):
-        self.update(None)  # a live line left running would garble the traceback
-
-
-def _progress_callback(cfg: DictConfig, batch_id: str, n_models: int, console: Optional[Console]):
-    """A rich progress line `batch <id>: step s / max_steps`; silent without a console (ranks > 0)
-    or where the console is not a terminal (the per-batch line says the same at the end)."""
-    if console is None or not console.is_terminal:
-        return _Progress(lambda step: None, C.log_every(cfg))
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(
-        TextColumn(f"batch {escape(batch_id)} ({n_models} models)"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-    task = bar.add_task("steps", total=cfg.train.max_steps)
-
-    def update(step):
-        if step is None:
-            bar.stop()
-            return
-        bar.start()
-        bar.update(task, completed=step)
-
-    return _Progress(update, C.log_every(cfg))
 
 
 def _group_point(sweep: Sweep, models: Sequence[Model]) -> dict:

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Sequence
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from grok_lightning import config as C
-from grok_lightning.train import build_module
+from grok_lightning.build import build_module
 
 SWEEP_DIR = C.CONFIG_DIR / "sweeps"
 
@@ -69,6 +69,8 @@ class SweepConfig:
     max_models_per_group: int = 0  # 0: no cap beyond what calibration picks
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     world_size: int = 0  # 0: whatever the launcher started; n: refuse any other number of processes
+    workers: int = 0  # processes started on this machine when no launcher is: 0 = one per usable core
+    # (divided by train.cpu_threads; $GROK_SWEEP_WORKERS overrides this default), 1 = this process only
     out_dir: Optional[str] = None  # None: sweeps/<name>
     wait_timeout_s: float = 86400.0  # ranks > 0 wait this long for the plan, rank 0 for the other batches
     phase_diagram: PhaseDiagramConfig = field(default_factory=PhaseDiagramConfig)
@@ -245,6 +247,7 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
     for key, ok, rule in (
         ("max_models_per_group", scfg.max_models_per_group >= 0, ">= 0 (0: no cap)"),
         ("world_size", scfg.world_size >= 0, ">= 0 (0: the launcher's)"),
+        ("workers", scfg.workers >= 0, ">= 0 (0: one per core)"),
         ("calibration.steps", scfg.calibration.steps >= 1, ">= 1"),
         ("calibration.warmup_steps", scfg.calibration.warmup_steps >= 0, ">= 0"),
         ("calibration.repeats", scfg.calibration.repeats >= 1, ">= 1"),
@@ -274,10 +277,10 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
             raise C.ConfigError(f"grid point {fmt_point(point)}: {exc}") from None
         identity = OmegaConf.to_container(cfg)
         for key in (*PRESENTATION_KEYS, "train.seed"):
-            _drop(identity, key)
+            drop(identity, key)
         ident = json.dumps(identity, sort_keys=True)
         for key in PER_MODEL_KEYS:
-            _drop(identity, key)
+            drop(identity, key)
         gkey = short_hash(json.dumps(identity, sort_keys=True), 10)
         group = groups.setdefault(gkey, Group(gkey, cfg, []))
         for seed in seeds:
@@ -300,7 +303,7 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
     return Sweep(sweep_name, scfg, base, resolved, seeds, points, models, list(groups.values()), out_dir)
 
 
-def _drop(container: dict, dotted: str) -> None:
+def drop(container: dict, dotted: str) -> None:
     *parents, leaf = dotted.split(".")
     for p in parents:
         container = container.get(p, {})

@@ -12,9 +12,7 @@ from typing import Any, Optional, Sequence
 
 from rich.console import Console
 
-from grok_lightning.sweep.spec import (
-    SweepError,
-)
+from grok_lightning.sweep.spec import SweepError
 
 
 def read_json(path: Path) -> Any:

@@ -1,19 +1,31 @@
 """What every task declares, and the full-batch DataModule they share.
 
-A task builds K models' data (one seed each) as tensors with a leading model dimension, and its
-model. Data never go through a DataLoader: the whole set is moved to the model's device once and
-every optimiser step sees all of it, as in the original notebooks. The loader only counts the
-training_step calls of one long epoch.
+A task owns its config schema (a RunConfig with its `data` and `model` sections), the value checks
+on those keys and any cross-key check; grok_lightning.config finds them here, and no task imports
+grok_lightning.config. A task builds K models' data (one seed each) as tensors with a leading model
+dimension, and its model. Data never go through a DataLoader: the whole set is moved to the model's
+device once and every optimiser step sees all of it, as in the original notebooks. The loader only
+counts the training_step calls of one long epoch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 import lightning as L
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from grok_lightning.schema import Choices, Rules
+
+Section = TypeVar("Section")
+
+
+def section_as(node: DictConfig, cls: type[Section]) -> Section:
+    """A validated config section as its dataclass (what a model takes whole)."""
+    value = OmegaConf.to_object(node)
+    return value if isinstance(value, cls) else cls(**value)  # a section merged without its schema
 
 
 class Ticks:
@@ -51,7 +63,8 @@ class FullBatchDataModule(L.LightningDataModule):
 
 @dataclass(frozen=True)
 class Task:
-    """name -> config schema, data and model builders, objective, and the analyses that apply."""
+    """name -> config schema and its checks, data and model builders, objective, and the analyses
+    that apply."""
 
     name: str
     config_class: type
@@ -61,3 +74,8 @@ class Task:
     # Which analysis callbacks apply ("fourier", "heatmaps", "bit_mass", ...): callbacks ask this,
     # never the task's name.
     analyses: frozenset = field(default_factory=frozenset)
+    # Checks on the task's own keys (data.*, model.*), run after the shared ones of
+    # grok_lightning.schema; `validate` raises ConfigError for what needs several keys at once.
+    choices: Choices = field(default_factory=dict)
+    rules: Rules = field(default_factory=dict)
+    validate: Optional[Callable[[DictConfig], None]] = None

@@ -10,8 +10,8 @@ from typing import Sequence
 
 from omegaconf import DictConfig
 
-from grok_lightning.config import ConfigError, ModAddConfig
 from grok_lightning.model import FactoredMLP
+from grok_lightning.schema import ConfigError
 from grok_lightning.tasks import modadd
 from grok_lightning.tasks.base import Task
 
@@ -24,9 +24,12 @@ def build_model(cfg: DictConfig, seeds: Sequence[int]) -> FactoredMLP:
 
 TASK = Task(
     name="fixed_embed",
-    config_class=ModAddConfig,
+    config_class=modadd.ModAddConfig,
     build_datamodule=modadd.build_datamodule,
     build_model=build_model,
     build_objective=modadd.build_objective,
     analyses=frozenset({"fourier", "heatmaps"}),
+    choices=modadd.CHOICES,
+    rules=modadd.RULES,
+    validate=modadd.validate,
 )

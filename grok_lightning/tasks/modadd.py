@@ -2,17 +2,60 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from grok_lightning.config import ConfigError, ModAddConfig
-from grok_lightning.model import FactoredMLP
+from grok_lightning.model import ACTIVATIONS, EMBED_MODES, FactoredMLP, FactoredMLPConfig
 from grok_lightning.objectives import Multiclass
 from grok_lightning.original_init import MissingExtraError, load_original_params
-from grok_lightning.tasks.base import FullBatchDataModule, Task
+from grok_lightning.schema import AT_LEAST_ONE, Choices, ConfigError, Rules, RunConfig
+from grok_lightning.tasks.base import FullBatchDataModule, Task, section_as
+
+
+@dataclass
+class ModAddData:
+    p: int = 67
+    symmetric: bool = True  # only pairs a <= b, as every original preset
+    train_fraction: float = 0.4
+
+
+@dataclass
+class ModAddConfig(RunConfig):
+    data: ModAddData = field(default_factory=ModAddData)
+    model: FactoredMLPConfig = field(default_factory=FactoredMLPConfig)
+
+
+CHOICES: Choices = {
+    "model.embed": EMBED_MODES,
+    "model.activation": ACTIVATIONS,
+    "model.init": ("torch", "original"),
+    "model.loss_scale": ("per_class", "mean"),
+}
+
+RULES: Rules = {
+    "data.p": (lambda v: v >= 2, "must be >= 2"),
+    "data.train_fraction": (lambda v: 0 < v < 1, "must be in (0, 1)"),
+    "model.d_embed": AT_LEAST_ONE,
+    "model.n_neurons": AT_LEAST_ONE,
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """The fixed circle's frequencies must exist mod p, and it must leave something to train."""
+    m = cfg.model
+    if m.embed != "fixed":
+        return
+    if not m.freqs or any(f < 1 or f > (cfg.data.p - 1) // 2 for f in m.freqs):
+        raise ConfigError(f"model.freqs={list(m.freqs)} must be frequencies in 1..(p-1)//2")
+    if m.collapsed_hidden and m.collapsed_out and 2 * len(m.freqs) == m.n_neurons:
+        raise ConfigError(
+            "model.embed=fixed with collapsed_hidden, collapsed_out and n_neurons == 2 * len(freqs) "
+            "leaves nothing to train"
+        )
 
 
 def all_pairs(p: int, symmetric: bool) -> np.ndarray:
@@ -56,44 +99,19 @@ def build_datamodule(cfg: DictConfig, seeds: Sequence[int]) -> ModAddDataModule:
 
 
 def build_model(cfg: DictConfig, seeds: Sequence[int]) -> FactoredMLP:
-    m = cfg.model
-    model = FactoredMLP(
-        seeds=seeds,
-        p=cfg.data.p,
-        d_embed=m.d_embed,
-        n_neurons=m.n_neurons,
-        embed=m.embed,
-        tied_hidden=m.tied_hidden,
-        collapsed_hidden=m.collapsed_hidden,
-        collapsed_out=m.collapsed_out,
-        activation=m.activation,
-        freqs=list(m.freqs),
-        precision=cfg.train.precision,
-    )
-    if m.init == "original":
-        load_original_init(model, cfg, seeds)
+    settings = section_as(cfg.model, FactoredMLPConfig)
+    model = FactoredMLP(settings, seeds=seeds, p=cfg.data.p, precision=cfg.train.precision)
+    if settings.init == "original":
+        load_original_init(model, seeds)
     return model
 
 
-def load_original_init(model: FactoredMLP, cfg: DictConfig, seeds: Sequence[int]) -> None:
+def load_original_init(model: FactoredMLP, seeds: Sequence[int]) -> None:
     """Each model's initial weights as the original JAX/Haiku notebooks drew them for its seed:
     stored files for the presets, a fresh draw (the `original` extra) for anything else."""
-    m = cfg.model
-    fixed = m.embed == "fixed"
     for k, seed in enumerate(seeds):
         try:
-            arrays = load_original_params(
-                seed=seed,
-                p=cfg.data.p,
-                d_embed=model.d_embed,
-                n_neurons=m.n_neurons,
-                embed="tied" if fixed else m.embed,
-                tied_hidden=m.tied_hidden,
-                collapsed_hidden=m.collapsed_hidden,
-                collapsed_out=m.collapsed_out,
-                fixed_embed=fixed,
-                freqs=tuple(m.freqs),
-            )
+            arrays = load_original_params(seed=seed, p=model.p, model=model.cfg)
         except MissingExtraError as exc:
             raise ConfigError(f"model.init=original for this configuration: {exc}") from None
         model.load_model_params(k, arrays)
@@ -111,4 +129,7 @@ TASK = Task(
     build_model=build_model,
     build_objective=build_objective,
     analyses=frozenset({"fourier", "heatmaps"}),
+    choices=CHOICES,
+    rules=RULES,
+    validate=validate,
 )

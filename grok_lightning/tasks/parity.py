@@ -10,19 +10,66 @@ the last one fed a constant 1, so it acts as a trained bias.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from grok_lightning.config import ConfigError, ParityConfig
 from grok_lightning.model import bmm, compute_dtype, haiku_linear_init_, matmul_dtype
 from grok_lightning.objectives import Binary
-from grok_lightning.tasks.base import FullBatchDataModule, Task
+from grok_lightning.schema import AT_LEAST_ONE, Choices, ConfigError, Rules, RunConfig
+from grok_lightning.tasks.base import FullBatchDataModule, Task, section_as
 
 # Below this many possible sequences a permutation of all of them is cheap; above it, rejection.
 _PERMUTE_BELOW = 1 << 22
+
+
+@dataclass
+class ParityData:
+    n_bits: int = 30
+    k: int = 3
+    train_size: int = 1200  # fixed training set, full batch
+    test_size: int = 5000  # disjoint from the training set
+
+
+@dataclass
+class ParityMLPConfig:
+    """The parity MLP's settings: the `model` section of parity's config, taken whole by ParityMLP."""
+
+    n_neurons: int = 32
+    init: str = "torch"  # only torch: the original parity draws are not known
+
+
+@dataclass
+class ParityConfig(RunConfig):
+    data: ParityData = field(default_factory=ParityData)
+    model: ParityMLPConfig = field(default_factory=ParityMLPConfig)
+
+
+# model.init=original passes here and is refused, with the reason, when the model is built.
+CHOICES: Choices = {"model.init": ("torch", "original")}
+
+RULES: Rules = {
+    "data.n_bits": (lambda v: 1 <= v <= 62, "must be in [1, 62] (sequences are drawn as int64 codes)"),
+    "data.k": AT_LEAST_ONE,
+    "data.train_size": AT_LEAST_ONE,
+    "data.test_size": AT_LEAST_ONE,
+    "model.n_neurons": AT_LEAST_ONE,
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """k relevant bits must exist, and the test set must fit beside the training set, disjoint."""
+    d = cfg.data
+    if d.k > d.n_bits:
+        raise ConfigError(f"data.k={d.k} must be <= data.n_bits={d.n_bits}")
+    if 2**d.n_bits - d.train_size < d.test_size:
+        raise ConfigError(
+            f"data.test_size={d.test_size} cannot be drawn disjoint from "
+            f"data.train_size={d.train_size} sequences: only 2**{d.n_bits} = {2**d.n_bits} exist"
+        )
 
 
 def distinct_codes(n_bits: int, count: int, generator: torch.Generator) -> torch.Tensor:
@@ -73,9 +120,10 @@ class ParityMLP(nn.Module):
     W_input [K, n_bits + 1, n_neurons] (last row: the constant-1 bias input), W_output
     [K, n_neurons, 1]; Haiku Linear init (no bias), each model drawn from its own seed."""
 
-    def __init__(self, *, seeds: Sequence[int], n_bits: int, n_neurons: int, precision: str = "32"):
+    def __init__(self, cfg: ParityMLPConfig, *, seeds: Sequence[int], n_bits: int, precision: str = "32"):
         super().__init__()
-        self.n_bits, self.n_models = n_bits, len(seeds)
+        self.cfg, self.n_bits, self.n_models = cfg, n_bits, len(seeds)
+        n_neurons = cfg.n_neurons
         self.dtype, self.mm_dtype = compute_dtype(precision), matmul_dtype(precision)
         K = self.n_models
         self.W_input = nn.Parameter(torch.empty(K, n_bits + 1, n_neurons, dtype=self.dtype))
@@ -113,11 +161,10 @@ def build_datamodule(cfg: DictConfig, seeds: Sequence[int]) -> ParityDataModule:
 
 
 def build_model(cfg: DictConfig, seeds: Sequence[int]) -> ParityMLP:
-    if cfg.model.init != "torch":
-        raise ConfigError(f"model.init={cfg.model.init!r}: parity has no original draw; use torch")
-    return ParityMLP(
-        seeds=seeds, n_bits=cfg.data.n_bits, n_neurons=cfg.model.n_neurons, precision=cfg.train.precision
-    )
+    settings = section_as(cfg.model, ParityMLPConfig)
+    if settings.init != "torch":
+        raise ConfigError(f"model.init={settings.init!r}: parity has no original draw; use torch")
+    return ParityMLP(settings, seeds=seeds, n_bits=cfg.data.n_bits, precision=cfg.train.precision)
 
 
 def build_objective(cfg: DictConfig) -> Binary:
@@ -131,4 +178,7 @@ TASK = Task(
     build_model=build_model,
     build_objective=build_objective,
     analyses=frozenset({"heatmaps", "bit_mass"}),
+    choices=CHOICES,
+    rules=RULES,
+    validate=validate,
 )

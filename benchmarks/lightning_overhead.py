@@ -1,32 +1,25 @@
-"""`make bench`: speed of the Lightning path against a plain PyTorch loop, in the same process.
+"""Speed of the Lightning path against a plain PyTorch loop, in the same process (main preset):
 
-1. ms per optimiser step on the main preset: a plain loop (same model, loss, torch.optim.AdamW,
-   the same metrics at the same cadence) vs `grok_lightning.train` with its default logging
-   (CSV + W&B offline, progress bar, checkpoints) and callbacks off; target ratio <= 1.25.
+1. ms per optimiser step: a plain loop (same model, loss, torch.optim.AdamW, the same metrics at the
+   same cadence) vs `grok_lightning.train` with its default logging (CSV + W&B offline, progress
+   bar, checkpoints) and callbacks off; target ratio <= 1.25.
 2. The same run with every analysis callback on at its default cadence: target <= 1.10 over (1).
-3. Sweeps: batched model-steps per second vs one model at a time (grok_lightning.sweep_bench).
-
-A benchmark, not a test: numbers vary with the machine and its load, so compare only within a run.
-Usage: python -m grok_lightning.bench [--steps N] [--skip-sweep]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.settings import MODADD_CADENCE, Scale
 from grok_lightning import config as C
 from grok_lightning.train import build_module, train
-
-# The main preset's real cadences (max_steps 50,000), kept for shorter bench runs.
-CADENCE = ["train.log_every=100", "train.checkpoint_every=500"]
 
 
 def plain_ms_per_step(cfg, steps: int) -> float:
@@ -57,35 +50,28 @@ def plain_ms_per_step(cfg, steps: int) -> float:
 def lightning_ms_per_step(cfg_overrides: list[str], steps: int, root: str, callbacks_on: bool) -> float:
     toggles = C.callback_switches(callbacks_on)
     cfg = C.load("modadd", "main", [*cfg_overrides, f"train.max_steps={steps}", f"run_root={root}", *toggles])
-    run_dir = train(cfg, console=Console(quiet=True))
+    run_dir = Path(train(cfg, console=Console(quiet=True)))
     summary = json.loads((run_dir / "summary.json").read_text())
     return summary["wall_time_s"] / steps * 1e3
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5000, help="optimiser steps per measured run")
-    parser.add_argument("--skip-sweep", action="store_true", help="only the single-run benchmarks")
-    args = parser.parse_args(argv)
-    console = Console()
-    os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("WANDB_SILENT", "true")
-    cfg = C.load("modadd", "main", [f"train.max_steps={args.steps}", *CADENCE])
+def run(console: Console, scale: Scale) -> dict:
+    steps = scale.overhead_steps
+    cfg = C.load("modadd", "main", [f"train.max_steps={steps}", *MODADD_CADENCE])
     # Both sides alike: the run sets these from its config too.
     torch.set_flush_denormal(cfg.train.flush_denormal)
     if cfg.train.cpu_threads:
         torch.set_num_threads(cfg.train.cpu_threads)
     console.print(
-        f"main preset, {args.steps} steps per run, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads"
+        f"main preset, {steps} steps per run, torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
 
     with tempfile.TemporaryDirectory() as root:
-        plain_ms_per_step(cfg, 200)  # warm-up
-        plain = plain_ms_per_step(cfg, args.steps)
-        core = lightning_ms_per_step(CADENCE, args.steps, root, callbacks_on=False)
-        analysed = lightning_ms_per_step(CADENCE, args.steps, root, callbacks_on=True)
-        plain_again = plain_ms_per_step(cfg, args.steps)
+        plain_ms_per_step(cfg, min(200, steps))  # warm-up
+        plain = plain_ms_per_step(cfg, steps)
+        core = lightning_ms_per_step(MODADD_CADENCE, steps, root, callbacks_on=False)
+        analysed = lightning_ms_per_step(MODADD_CADENCE, steps, root, callbacks_on=True)
+        plain_again = plain_ms_per_step(cfg, steps)
     plain_best = min(plain, plain_again)
 
     table = Table(title="ms per optimiser step (main preset)")
@@ -100,16 +86,11 @@ def main(argv=None) -> int:
     )
     console.print(table)
     console.print(f"plain loop runs: {plain:.3f} and {plain_again:.3f} ms/step (spread shows machine noise)")
-
-    if not args.skip_sweep:
-        try:
-            from grok_lightning import sweep_bench
-        except ImportError:
-            console.print("sweep benchmark not available")
-        else:
-            sweep_bench.run(console)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return {
+        "steps": steps,
+        "plain_ms": [plain, plain_again],
+        "lightning_ms": core,
+        "lightning_callbacks_ms": analysed,
+        "ratio": core / plain_best,
+        "callbacks_ratio": analysed / core,
+    }

@@ -1,0 +1,104 @@
+"""Reading a run directory's files back: config.yaml (validated against the task's schema),
+metrics.csv (also as runs before the metric rename wrote it) and the checkpoints by step. No
+Lightning here; torch only to open a checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from grok_lightning import config as C
+from grok_lightning import runs
+
+# Runs written before grok_lightning 0.2 logged the test set as val/*.
+OLD_NAMES = {"val/loss": "test/loss", "val/acc": "test/acc"}
+
+
+class RunError(ValueError):
+    """A run directory (or one of its files) that cannot be read: the message is one line."""
+
+
+def first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def read_config(run_dir: Path) -> DictConfig:
+    """config.yaml merged over its task's schema and validated, as the run was trained."""
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such directory")
+    if not runs.is_run_dir(run_dir):
+        raise RunError(f"{run_dir}: not a run directory (no config.yaml)")
+    try:
+        saved = OmegaConf.load(run_dir / "config.yaml")
+    except Exception as exc:  # yaml errors come in many classes
+        raise RunError(f"{run_dir}/config.yaml: {first_line(exc)}") from None
+    return config_from(saved, f"{run_dir}/config.yaml")
+
+
+def config_from(saved, source: str) -> DictConfig:
+    """A saved config (DictConfig or YAML text) merged over its task's schema and validated."""
+    from grok_lightning.tasks import TASKS
+
+    if isinstance(saved, str):
+        saved = OmegaConf.create(saved)
+    task = saved.get("task") if isinstance(saved, DictConfig) else None
+    if task not in TASKS:
+        raise RunError(f"{source} names unknown task {task!r}")
+    try:
+        cfg = C._merge(OmegaConf.structured(TASKS[task].config_class), saved, source)
+        cfg.task, cfg.preset = task, saved.get("preset")
+        C.validate(cfg)
+    except C.ConfigError as exc:
+        raise RunError(str(exc)) from None
+    return cfg
+
+
+def read_metrics_table(path: Path) -> tuple[list[str], list[dict]]:
+    """(column names, rows) of metrics.csv with old val/* columns named test/*; ([], []) if absent."""
+    if not path.is_file():
+        return [], []
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows = [{OLD_NAMES.get(k, k): v for k, v in row.items()} for row in reader]
+            names = [OLD_NAMES.get(k, k) for k in reader.fieldnames or []]
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise RunError(f"{path}: unreadable ({first_line(exc)})") from None
+    return names, rows
+
+
+def numbers(rows: list[dict], names: list[str], path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(steps [n], values [n, len(names)]) of rows, empty cells as NaN."""
+    try:
+        steps = np.array([int(float(r["step"])) for r in rows], dtype=np.int64)
+        values = [[float(r[n]) if r.get(n) else math.nan for n in names] for r in rows]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunError(f"{path}: not a metrics table ({first_line(exc)})") from None
+    return steps, np.array(values, dtype=np.float64).reshape(len(rows), len(names))
+
+
+def checkpoints_by_step(run_dir: Path) -> list[tuple[int, Path]]:
+    """(global_step, path) of every step=N.ckpt, ascending."""
+    found: dict[int, Path] = {}
+    for path in (run_dir / "checkpoints").glob("step=*.ckpt"):
+        m = re.fullmatch(r"step=(\d+)(?:-v\d+)?\.ckpt", path.name)
+        if m:
+            found.setdefault(int(m.group(1)), path)
+    return sorted(found.items())
+
+
+def read_checkpoint(path: Path) -> dict:
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise RunError(f"{path}: cannot read checkpoint ({first_line(exc)})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise RunError(f"{path}: not a Lightning checkpoint (no state_dict)")
+    return ckpt

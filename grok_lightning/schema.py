@@ -1,0 +1,127 @@
+"""The config sections every task shares, and the checks on them. Imports no task.
+
+A task's full schema is a `RunConfig` subclass adding its own `data` and `model` sections
+(grok_lightning/tasks/); `grok_lightning.config` merges YAML and overrides onto it and validates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+
+class ConfigError(ValueError):
+    """A bad config: the message is one line that names the offending key or file."""
+
+
+# key -> allowed values, or key -> (predicate, what must hold); a task adds its own for data.* and model.*.
+Choices = dict[str, tuple[str, ...]]
+Rules = dict[str, tuple[Callable[[Any], bool], str]]
+AT_LEAST_ONE = (lambda v: v >= 1, "must be >= 1")  # the commonest rule: a count or size
+
+
+@dataclass
+class OptimConfig:
+    regularization: str = "l2"  # l2: AdamW decoupled decay | l1: Adam on loss + wd*sum|p| | none
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-8
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    max_steps: int = 50_000
+    precision: str = "32"  # 32 | 64 | original (embedding float32, Linears and forward float64)
+    # | 64_mm32 (float64 parameters, float32 matrix products)
+    log_every: int = 0  # 0: max_steps // 500, the original's cadence
+    checkpoint_every: int = 0  # 0: max_steps // 100
+    keep_checkpoints: int = 3  # step=<N>.ckpt files kept besides last.ckpt, newest first; -1: all
+    steps_per_call: int = 10  # optimiser steps per Lightning training_step (cuts loop overhead)
+    accelerator: str = "auto"
+    devices: int = 1
+    flush_denormal: bool = True  # CPU only: denormal floats late in training are very slow on Intel
+    cpu_threads: int = 1  # torch threads on CPU; 0 = torch's default. Tiny models gain nothing from
+    # more, and lose badly when another process shares the cores.
+    progress_bar: bool = True
+
+
+@dataclass
+class CallbackToggle:
+    """One analysis callback: on/off and its cadences in optimiser steps. 0: the callback's
+    default; a negative value: never during training (only its end-of-run figures)."""
+
+    enabled: bool = True
+    scalars_every: int = 0  # scalar measures; default max(max_steps // 50, 100); unused by image-only ones
+    frames_every: int = 0  # image frames; default max(max_steps // 10 or 20, 1000) (stars: end only;
+    # trajectory: weight frames for the explorer, default max_steps // 200)
+
+
+@dataclass
+class DFTSparsityToggle(CallbackToggle):
+    top_k: int = 5  # frequencies counted by fourier/*_top{k}_energy
+
+
+@dataclass
+class CallbacksConfig:
+    """The analysis callbacks (callbacks/); each runs only where the task declares its analysis."""
+
+    # fourier/ scalars, DFT heatmaps
+    dft_sparsity: DFTSparsityToggle = field(default_factory=DFTSparsityToggle)
+    weight_heatmaps: CallbackToggle = field(default_factory=CallbackToggle)  # figures/weights frames
+    loss_gap: CallbackToggle = field(default_factory=CallbackToggle)  # gap/ scalars, loss curves
+    fourier_stars: CallbackToggle = field(default_factory=CallbackToggle)  # stars + logit waves
+    progress_measures: CallbackToggle = field(default_factory=CallbackToggle)  # progress/ Nanda et al.
+    bit_mass: CallbackToggle = field(default_factory=CallbackToggle)  # parity: |W_input| on bits 1..k
+    trajectory: CallbackToggle = field(default_factory=CallbackToggle)  # explorer frames (max_steps // 200)
+
+
+@dataclass
+class OutcomeConfig:
+    """The article's phase-rule thresholds, on the logged loss scale (docs/experiments.md,
+    "Outcome classes")."""
+
+    loss_threshold: float = 1e-5
+    ratio_threshold: float = 5e4
+
+
+@dataclass
+class RunConfig:
+    task: str = "???"
+    preset: str = "???"
+    logger: str = "auto"  # auto: W&B (online if logged in, else offline) + CSV | wandb | csv
+    wandb_project: str = "grok_lightning"
+    run_root: str = "runs"
+    resume: Optional[str] = None  # a run directory to continue from its last.ckpt
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    outcome: OutcomeConfig = field(default_factory=OutcomeConfig)
+    callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
+
+
+CHOICES: Choices = {
+    "logger": ("auto", "wandb", "csv"),
+    "optim.regularization": ("l2", "l1", "none"),
+    "train.precision": ("32", "64", "original", "64_mm32"),
+    "train.accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
+}
+
+RULES: Rules = {
+    "optim.lr": (lambda v: 0 < v < 1e38, "must be in (0, 1e38): one step of that size overflows float32"),
+    "optim.weight_decay": (lambda v: v >= 0, "must be >= 0"),
+    "optim.beta1": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "optim.beta2": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "optim.eps": (lambda v: v > 0, "must be > 0"),
+    "train.max_steps": AT_LEAST_ONE,
+    "train.log_every": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 500)"),
+    "train.checkpoint_every": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 100)"),
+    "train.keep_checkpoints": (lambda v: v >= -1, "must be >= -1 (-1 = keep every step=<N>.ckpt)"),
+    "train.steps_per_call": AT_LEAST_ONE,
+    "train.devices": AT_LEAST_ONE,
+    "train.cpu_threads": (lambda v: v >= 0, "must be >= 0 (0 = torch's default)"),
+    "train.seed": (lambda v: 0 <= v < 2**32, "must be in [0, 2**32)"),
+    "outcome.loss_threshold": (lambda v: v > 0, "must be > 0"),
+    "outcome.ratio_threshold": (lambda v: v > 0, "must be > 0"),
+}

@@ -1,6 +1,7 @@
 """Throughput table: model-steps per second of the sweep's own training path (sweep.batch.fit_batch,
 each batch with its padding copy, as the sweep trains it), per parity shape and for the main modadd
-shape. Columns: one model at a time; the K the sweep's calibration picks for a group of 45 (8 for
+shape. Columns: one model at a time (alone, without the sweep's padding copy: a plain single
+run); the K the sweep's calibration picks for a group of 45 (8 for
 modadd); that batch on every core at once (benchmarks.all_cores). Each rate times whole fit_batch
 calls (data, model, Trainer set-up included), so short --steps runs read low."""
 
@@ -21,10 +22,10 @@ from grok_lightning.sweep.spec import Group
 CPU = torch.device("cpu")
 
 
-def model_steps_per_s(cfg, models, steps: int) -> float:
+def model_steps_per_s(cfg, models, steps: int, pad: bool = True) -> float:
     """Real models only: the padding copy is overhead, as in the sweep."""
     start = time.perf_counter()
-    fit_batch(cfg, padded(models), CPU)
+    fit_batch(cfg, padded(models) if pad else list(models), CPU)
     return len(models) * steps / (time.perf_counter() - start)
 
 
@@ -56,9 +57,23 @@ def run(console: Console, scale: settings.Scale, processes: int = 0) -> dict:
     rows = _rows(scale)
     results = []
     for row in rows:
-        sequential = model_steps_per_s(row["cfg"], row["models"][:1], scale.steps)
+        # one model alone, as a single run trains it: no padding copy
+        sequential = model_steps_per_s(row["cfg"], row["models"][:1], scale.steps, pad=False)
         batched = model_steps_per_s(row["cfg"], row["models"][: row["k"]], scale.steps)
-        measured = {"shape": row["shape"], "K": row["k"], "sequential": sequential, "batched": batched}
+        # the other way to use every core: one process, one batch, torch threads = processes
+        threads = torch.get_num_threads()
+        torch.set_num_threads(processes)
+        try:
+            threaded = model_steps_per_s(row["cfg"], row["models"][: row["k"]], scale.steps)
+        finally:
+            torch.set_num_threads(threads)
+        measured = {
+            "shape": row["shape"],
+            "K": row["k"],
+            "sequential": sequential,
+            "batched": batched,
+            "batched_threads": threaded,
+        }
         # what the calibration measured per K (ms per model-step), from which it chose K
         results.append(
             {**measured, "calibration_ms_per_model_step": row.get("calibration", {}).get("ms_per_model_step")}
@@ -73,10 +88,12 @@ def run(console: Console, scale: settings.Scale, processes: int = 0) -> dict:
         result["all_cores_error"] = cores.get("error")
 
     table = Table(
-        title=f"model-steps/s, {scale.steps:,} steps per fit, sweep.fit_batch with its padding copy "
-        f"(torch threads {torch.get_num_threads()}; all cores: {processes} processes x 1 thread)"
+        title=f"model-steps/s, {scale.steps:,} steps per fit; batches with their padding copy "
+        f"(torch threads {torch.get_num_threads()}; all cores: one process with {processes} threads, or "
+        f"{processes} processes x 1 thread each training its own batch)"
     )
-    for col in ("shape", "K", "sequential", "batched (K)", "vs seq.", f"all {processes} cores", "vs seq."):
+    columns = ("shape", "K", "sequential", "batched (K)", "vs seq.", f"{processes} threads", "vs seq.")
+    for col in (*columns, f"{processes} processes", "vs seq."):
         table.add_column(col, justify="left" if col == "shape" else "right")
     for r in results:
         measured = r["all_cores"] is not None
@@ -88,6 +105,8 @@ def run(console: Console, scale: settings.Scale, processes: int = 0) -> dict:
             f"{r['sequential']:,.0f}",
             f"{r['batched']:,.0f}",
             f"{r['batched'] / r['sequential']:.1f}x",
+            f"{r['batched_threads']:,.0f}",
+            f"{r['batched_threads'] / r['sequential']:.1f}x",
             cores,
             cores_ratio,
         )

@@ -40,3 +40,21 @@ def test_durations_read_in_the_unit_that_fits():
     assert eta.fmt_duration(600) == "10.0 min"
     assert eta.fmt_duration(3 * 3600) == "3.00 h"
     assert eta.fmt_duration(None) == "unknown"
+
+
+def test_the_schedule_model_against_a_recorded_sweep():
+    """A real sweep's plan and batch wall times (the parity grid, 2,000 steps, 2 workers): the
+    printed ETA is the makespan of its estimates, and the same schedule over the batches' actual
+    times comes within 25% of the training wall time (the ETA's own error is the estimates')."""
+    import json
+    from pathlib import Path
+
+    rec = json.loads((Path(__file__).parent / "data" / "parity_grid_2k_timings.json").read_text())
+    est = [b["est_s"] for b in rec["batches"]]
+    owners = [b["owner"] for b in rec["batches"]]
+    assert owners == eta.assign(est, rec["world_size"])  # the plan's owners are LPT's
+    assert eta.makespan(est, owners, rec["world_size"]) == pytest.approx(rec["eta_s"])
+    actual = [b["wall_s"] for b in rec["batches"]]
+    # each rank also takes the others' unstarted batches, so the wall time is at most about this
+    replayed = eta.makespan(actual, eta.assign(actual, rec["world_size"]), rec["world_size"])
+    assert abs(replayed / rec["training_wall_s"] - 1) < 0.25

@@ -80,44 +80,44 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
     except (ValueError, MemoryError) as exc:
         raise C.ConfigError(str(exc).splitlines()[0]) from None
 
-    run_dir, lock, resume_step = open_run_dir(cfg, resume_dir, module)  # lock released on return
-    console.print(config_tree(cfg))
-    console.print(f"run directory: [bold]{run_dir}[/]")
-    ckpt = runs.last_checkpoint(run_dir) if resume_step is not None else None
-    loggers = build_loggers(cfg, run_dir, run_dir.name, resume_step)
-    stopper = GracefulStop()
-    analyses = build_callbacks(cfg, TASKS[cfg.task], run_dir)
-    trainer = build_trainer(cfg, run_dir, [*analyses, stopper], loggers)
-    start = time.perf_counter()
-    status, diverged_at = "finished", None
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
-    except Diverged as exc:
-        status, diverged_at = "diverged", exc.step
-    if stopper.received is not None:
-        status = "interrupted"
-    wall = time.perf_counter() - start
+    run_dir, lock, resume_step = open_run_dir(cfg, resume_dir, module)
+    with lock:  # released however the run ends
+        console.print(config_tree(cfg))
+        console.print(f"run directory: [bold]{run_dir}[/]")
+        ckpt = runs.last_checkpoint(run_dir) if resume_step is not None else None
+        loggers = build_loggers(cfg, run_dir, run_dir.name, resume_step)
+        stopper = GracefulStop()
+        analyses = build_callbacks(cfg, TASKS[cfg.task], run_dir)
+        trainer = build_trainer(cfg, run_dir, [*analyses, stopper], loggers)
+        start = time.perf_counter()
+        status, diverged_at = "finished", None
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+        except Diverged as exc:
+            status, diverged_at = "diverged", exc.step
+        if stopper.received is not None:
+            status = "interrupted"
+        wall = time.perf_counter() - start
 
-    summary = {
-        "task": cfg.task,
-        "preset": cfg.preset,
-        "run_dir": str(run_dir),
-        "status": status,
-        "steps_trained": trainer.global_step,
-        "wall_time_s": round(wall, 2),
-        **run_summary(cfg, module),
-        **callbacks_summary(analyses),
-    }
-    if diverged_at is not None:
-        summary["diverged_at_step"] = diverged_at
-    runs.write_json(run_dir / "summary.json", summary)
-    page = explorer_page(run_dir, loggers, console)
-    finish_loggers(loggers, status, summary)
-    console.print(end_lines(summary, wall))
-    if page is not None:
-        console.print(f"explorer -> {page}")
-    lock.close()
-    return RunRecord(run_dir, cfg, history=history_of(module), summary=summary)
+        summary = {
+            "task": cfg.task,
+            "preset": cfg.preset,
+            "run_dir": str(run_dir),
+            "status": status,
+            "steps_trained": trainer.global_step,
+            "wall_time_s": round(wall, 2),
+            **run_summary(cfg, module),
+            **callbacks_summary(analyses),
+        }
+        if diverged_at is not None:
+            summary["diverged_at_step"] = diverged_at
+        runs.write_json(run_dir / "summary.json", summary)
+        page = explorer_page(run_dir, loggers, console)
+        finish_loggers(loggers, status, summary)
+        console.print(end_lines(summary, wall))
+        if page is not None:
+            console.print(f"explorer -> {page}")
+        return RunRecord(run_dir, cfg, history=history_of(module), summary=summary)
 
 
 def explorer_page(run_dir: Path, loggers: list, console: Console) -> Optional[Path]:

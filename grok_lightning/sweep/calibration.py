@@ -75,7 +75,9 @@ def choose_k(measured: dict, tolerance: float) -> int:
     return min(k for k, v in measured.items() if v <= best * (1 + tolerance))
 
 
-def calibrate(group: Group, cap: int, device: torch.device, cal, console: Console, measure=None) -> dict:
+def calibrate(
+    group: Group, cap: int, device: torch.device, cal, console: Console, measure=None, tag: str = ""
+) -> dict:
     """ms per model-step for every candidate K in 2..cap, each the least of `cal.repeats` medians;
     stops early only when the device runs out of memory. K = choose_k of what was measured.
     Each K is timed as trained, with its padding copy (`padded`). K = 1 is not a candidate: it
@@ -92,7 +94,7 @@ def calibrate(group: Group, cap: int, device: torch.device, cal, console: Consol
             break
     chosen = choose_k(measured, cal.tolerance) if measured else 2  # not even K = 2 fits: try it anyway
     console.print(
-        f"  calibration {group.key}: ms per model-step (least of {cal.repeats} medians) "
+        f"{tag}  calibration {group.key}: ms per model-step (least of {cal.repeats} medians) "
         + ", ".join(f"K={k}: {v:.3g}" for k, v in measured.items())
         + f" -> K={chosen}"
     )

@@ -20,6 +20,7 @@ from typing import Optional
 import torch
 from omegaconf import OmegaConf
 from rich.console import Console
+from rich.markup import escape
 
 from grok_lightning import runs
 from grok_lightning.sweep import eta
@@ -118,6 +119,7 @@ def calibrate_share(sweep: Sweep, device, launch: Launch, console: Console, *, a
     lock, so no group is measured twice. Returns the seconds spent."""
     start = time.perf_counter()
     where = calibration_device(device, launch)
+    tag = escape(f"[rank {launch.rank}/{launch.world_size}]") if launch.world_size > 1 else ""
     todo = groups_to_calibrate(sweep)
     mine = [gi for i, gi in enumerate(todo) if i % launch.world_size == launch.rank]
     rest = [gi for gi in todo if gi not in mine] if all_groups else []
@@ -129,7 +131,7 @@ def calibrate_share(sweep: Sweep, device, launch: Launch, console: Console, *, a
         with locked(lock, sweep.scfg.wait_timeout_s, f"the calibration of group {sweep.groups[gi].key}"):
             if _cached(sweep, where, key) is None:
                 t0 = time.perf_counter()
-                entry = calibrate(sweep.groups[gi], cap, device, sweep.scfg.calibration, console)
+                entry = calibrate(sweep.groups[gi], cap, device, sweep.scfg.calibration, console, tag=tag)
                 entry["seconds"] = round(time.perf_counter() - t0, 3)
                 _store(sweep, where, key, entry)
     return time.perf_counter() - start

@@ -43,7 +43,7 @@ class ModelSize(L.Callback):
 
     def on_fit_start(self, trainer, pl_module) -> None:
         if trainer.is_global_zero and trainer.global_step == 0:
-            params = [p for p in pl_module.parameters()]
+            params = list(pl_module.parameters())
             trained = sum(p.numel() for p in params if p.requires_grad)
             fixed = sum(p.numel() for p in params if not p.requires_grad)
             size = sum(p.numel() * p.element_size() for p in params) / 2**20

@@ -82,8 +82,8 @@ def run_sweep(sweep: Sweep, launch: Launch, console: Optional[Console] = None) -
         failed_rank,
     )
     training_s = time.time() - plan["_read_at"]
-    if failed_rank():
-        console.print(f"{failed_rank()}; its batches were trained by the other ranks")
+    if failure := failed_rank():  # globs the markers once
+        console.print(f"{failure}; its batches were trained by the other ranks")
     with locked(out / "locks" / "merge.lock", sweep.scfg.wait_timeout_s, "another sweep's merge"):
         rows = finish(sweep, console)
         _print_wall_time(sweep, time.time() - started, plan.get("_eta_s"), training_s, console)

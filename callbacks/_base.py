@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import Callback
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
-from grok_lightning import figures
+from grok_lightning import figures, outcome
 
 SCALAR_DIVISOR = 50  # default scalar cadence: max_steps // 50 (1,000 on the main preset)
 IMAGE_DIVISOR = 10  # default image cadence: max_steps // 10 (5,000: ten frames for the W&B slider)
@@ -151,11 +151,7 @@ class AnalysisCallback(Callback):
         steps, _ = pl_module.history_tensor()
         if not steps:
             return {"memorise_step": None, "generalise_step": None, "verdict": None, "outcome": None}
-        return pl_module.verdicts(
-            0,
-            loss_threshold=self.cfg.outcome.loss_threshold,
-            ratio_threshold=self.cfg.outcome.ratio_threshold,
-        )
+        return pl_module.verdicts(0, **outcome.rule_settings(self.cfg.outcome))
 
     def step_marks(self, pl_module) -> dict:
         m = self.marks(pl_module)

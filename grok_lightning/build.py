@@ -28,10 +28,11 @@ def build_module(
         max_steps=cfg.train.max_steps,
         log_every=C.log_every(cfg),
         steps_per_call=cfg.train.steps_per_call,
+        budget=C.budget(cfg),
         **kw,
     )
     module.config_yaml = C.to_yaml(cfg)
-    datamodule.n_calls = -(-cfg.train.max_steps // cfg.train.steps_per_call)
+    datamodule.n_calls = -(-module.max_steps // cfg.train.steps_per_call)  # up to the budget's cap
     return datamodule, module
 
 

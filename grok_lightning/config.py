@@ -116,6 +116,11 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value} must be a finite number")
         if not ok(value):
             raise ConfigError(f"{key}={value} {rule}")
+    cap = cfg.train.step_cap
+    if cap and cap < cfg.train.max_steps:
+        raise ConfigError(
+            f"train.step_cap={cap} must be 0 (a fixed budget) or >= train.max_steps={cfg.train.max_steps}"
+        )
     every = cfg.train.checkpoint_every
     if every and every % cfg.train.steps_per_call:
         raise ConfigError(
@@ -130,6 +135,19 @@ def callback_switches(enabled: bool) -> list[str]:
     """Overrides that switch every analysis callback on or off."""
     toggles = [name for name, value in vars(CallbacksConfig()).items() if isinstance(value, CallbackToggle)]
     return [f"callbacks.{name}.enabled={str(enabled).lower()}" for name in toggles]
+
+
+def budget(cfg: DictConfig):
+    """The run's step budget (grok_lightning.fate.Budget): nominal max_steps, cap, margin, window."""
+    from grok_lightning.fate import Budget
+
+    nominal = cfg.train.max_steps
+    return Budget(
+        nominal=nominal,
+        cap=max(cfg.train.step_cap, nominal),
+        margin=cfg.train.stop_margin or max(nominal // 10, 1),
+        window=cfg.outcome.fate_window or max(nominal // 5, 1),
+    )
 
 
 def log_every(cfg: DictConfig) -> int:

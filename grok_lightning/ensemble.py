@@ -2,10 +2,11 @@
 the spread a single grokking step hides (docs/experiments.md, "Numerics").
 
     python -m grok_lightning.ensemble task=modadd preset=main [perturb=8] [scale=1e-9]
-        [precisions=original,64,32,64_mm32] [threads=2] [out_dir=...] [key=value ...]
+        [precisions=original,64,32,64_mm32,tf32,bf16] [threads=2] [out_dir=...] [key=value ...]
 
 Members:
-- one per precision in `precisions` (the first is the reference precision),
+- one per precision in `precisions` (the first is the reference precision; default: the run's own,
+  then 64, 32, 64_mm32, tf32, bf16, the last two a GPU's tensor-core products, see train.precision),
 - `threads=N` (0: none): the reference precision with N CPU threads (another summation order),
 - `perturb=N` members in the reference precision whose initial weights are multiplied by
   (1 + scale * z), z ~ N(0, 1) drawn per member; they train together as one batch of N models
@@ -47,6 +48,8 @@ COLUMNS = (
     "memorise_step",
     "verdict",
     "outcome",
+    "fate",
+    "steps_trained",
     "final_test_acc",
     "final_test_loss",
     "key_frequencies",
@@ -90,6 +93,8 @@ def member_rows(cfg: DictConfig, module, labels: Sequence[dict]) -> list[dict]:
                 **label,
                 **{key: s[key] for key in ("solved_step", "generalise_step", "memorise_step", "verdict")},
                 "outcome": s["outcome"],
+                "fate": s["fate"],  # generalised / not yet / stuck / did not fit (grok_lightning.fate)
+                "steps_trained": None if s["final_step"] is None else s["final_step"] + 1,
                 "final_test_acc": s["final"].get("test/acc"),
                 "final_test_loss": s["final"].get("test/loss"),
                 "key_frequencies": " ".join(map(str, freqs[k])) if freqs else "",
@@ -166,7 +171,7 @@ def parse(argv: Sequence[str]) -> tuple[DictConfig, dict]:
     if "task" not in special:
         raise C.ConfigError(f"no task given; available tasks: {', '.join(sorted(TASKS))}")
     cfg = C.load(special["task"], special.get("preset"), overrides)
-    precisions = (opts["precisions"] or f"{cfg.train.precision},64,32,64_mm32").split(",")
+    precisions = (opts["precisions"] or f"{cfg.train.precision},64,32,64_mm32,tf32,bf16").split(",")
     allowed = C.CHOICES["train.precision"]
     for p in precisions:
         if p not in allowed:

@@ -172,6 +172,10 @@ WANDB_SUMMARY_KEYS = (
     "min_train_loss",
     "min_test_loss",
     "max_ratio",
+    "fate",
+    "fate_reason",
+    "stop_reason",
+    "extra_steps",
 )
 
 

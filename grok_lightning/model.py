@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from grok_lightning.rounding import BF16_BITS, TF32_BITS, rounded_bmm
 
 EMBED_MODES = ("tied", "input_tied", "untied", "fixed")
 ACTIVATIONS = ("relu", "square")
@@ -83,21 +85,44 @@ def circular_embedding(p: int, freqs: Sequence[int]) -> torch.Tensor:
     return torch.from_numpy(fixed_embedding(p, freqs))
 
 
+@dataclass(frozen=True)
+class MatmulDtype:
+    """What a matrix product computes in: a torch dtype and, for accelerator numerics, the mantissa
+    bits its float32 operands are rounded to (None: the dtype's own; grok_lightning.rounding)."""
+
+    dtype: torch.dtype
+    mantissa_bits: Optional[int] = None
+
+    def bmm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(a, b) if self.mantissa_bits is None else rounded_bmm(a, b, self.mantissa_bits)
+
+
+# train.precision -> (parameters and elementwise math, matrix products). 64_mm32: the lead on the
+# article's accelerator run in docs/experiments.md, "Numerics"; tf32 and bf16: that accelerator's
+# product numerics, float32 everywhere else.
+PRECISIONS: dict[str, tuple[torch.dtype, MatmulDtype]] = {
+    "32": (torch.float32, MatmulDtype(torch.float32)),
+    "64": (torch.float64, MatmulDtype(torch.float64)),
+    "original": (torch.float64, MatmulDtype(torch.float64)),  # FactoredMLP keeps some float32 params
+    "64_mm32": (torch.float64, MatmulDtype(torch.float32)),
+    "tf32": (torch.float32, MatmulDtype(torch.float32, TF32_BITS)),
+    "bf16": (torch.float32, MatmulDtype(torch.float32, BF16_BITS)),
+}
+
+
 def compute_dtype(precision: str) -> torch.dtype:
-    return torch.float32 if precision == "32" else torch.float64
+    return PRECISIONS[precision][0]
 
 
-def matmul_dtype(precision: str) -> torch.dtype:
-    """64_mm32: float64 parameters and elementwise math, float32 matrix products (the lead on the
-    article's accelerator run in docs/experiments.md, "Numerics")."""
-    return torch.float32 if precision in ("32", "64_mm32") else torch.float64
+def matmul_dtype(precision: str) -> MatmulDtype:
+    return PRECISIONS[precision][1]
 
 
-def bmm(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def bmm(a: torch.Tensor, b: torch.Tensor, dtype: MatmulDtype) -> torch.Tensor:
     """Batched product computed in `dtype`, returned in a's dtype (no casts when they agree)."""
-    if a.dtype == dtype and b.dtype == dtype:
-        return torch.bmm(a, b)
-    return torch.bmm(a.to(dtype), b.to(dtype)).to(a.dtype)
+    if a.dtype == dtype.dtype and b.dtype == dtype.dtype:
+        return dtype.bmm(a, b)
+    return dtype.bmm(a.to(dtype.dtype), b.to(dtype.dtype)).to(a.dtype)
 
 
 class FactoredMLP(nn.Module):

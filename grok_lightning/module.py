@@ -17,6 +17,7 @@ import lightning as L
 import torch
 
 from grok_lightning import outcome
+from grok_lightning.fate import Budget, Fate
 from grok_lightning.optim import BatchedAdam
 
 
@@ -46,14 +47,22 @@ class GrokModule(L.LightningModule):
         log_every: int,
         steps_per_call: int = 1,
         model_labels: Optional[Sequence[str]] = None,
+        budget: Optional[Budget] = None,
     ):
         super().__init__()
         self.automatic_optimization = False
         self.model, self.objective = model, objective
         self.lr, self.weight_decay = list(lr), list(weight_decay)
         self.regularization, self.betas, self.eps = regularization, tuple(betas), eps
-        self.max_steps, self.log_every, self.steps_per_call = max_steps, log_every, steps_per_call
+        # max_steps: the nominal budget; the loop runs to the budget's cap (grok_lightning.fate)
+        self.budget = budget or Budget(nominal=max_steps, cap=max_steps, margin=max_steps, window=max_steps)
+        self.nominal, self.max_steps = self.budget.nominal, self.budget.cap
+        self.log_every, self.steps_per_call = log_every, steps_per_call
         self.n_models = len(self.lr)
+        # per model: why and after which update it stopped (a stopped model of a batch is frozen)
+        self.stop_reason: list[Optional[str]] = [None] * self.n_models
+        self.stopped_at: list[Optional[int]] = [None] * self.n_models
+        self.latest_fate: Optional[Fate] = None  # model 0's fate at the last logged step
         # Loggers get plain metric names for one model, "<name>/<label>" for several.
         self.model_labels = list(model_labels) if model_labels else [str(k) for k in range(self.n_models)]
         self.history_steps: list[int] = []
@@ -64,10 +73,15 @@ class GrokModule(L.LightningModule):
         self.config_yaml: Optional[str] = None  # the run's config, saved in checkpoints (build_module)
         self._derived: dict = {}  # results of the history as it is now; see _derived_cache
         self._derived_for: tuple = (None, 0)
+        self._stacked: tuple = (None, None)  # (history list, its stack so far)
 
     # ------------------------------------------------------------------------------ data
     def on_fit_start(self) -> None:
         self.attach_data(self.trainer.datamodule)
+
+    def on_train_start(self) -> None:
+        # a resumed run replays the budget's decisions from its restored history
+        self.replay_decisions()
 
     def attach_data(self, dm) -> None:
         """Encode and move the full data set to the model's device, once."""
@@ -95,14 +109,21 @@ class GrokModule(L.LightningModule):
         first = self.global_step
         losses = []
         for _ in range(min(self.steps_per_call, self.max_steps - first)):
+            if self.all_stopped:
+                break
             step = self.global_step  # index of the update about to happen
             loss = self.objective.loss(self.model(*inputs), targets)
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss.sum())  # models are independent: the sum's gradient splits
             opt.step()
             losses.append(loss.detach())
-            if step % self.log_every == 0 or step == self.max_steps - 1:
+            if self.is_logged(step):
                 self.record(step, loss.detach())
+                self.decide(step)
+        if self.all_stopped:
+            self.trainer.should_stop = True
+        if not losses:
+            return
         # One host sync per call, not per step. In a batch of models a diverged one is only marked
         # (its NaNs stay in its own slice); a single run stops before a checkpoint can save NaNs.
         if self.n_models == 1:
@@ -111,6 +132,62 @@ class GrokModule(L.LightningModule):
                 raise Diverged(first + int((~finite).nonzero()[0, 0]))
         if self.stop_requested:
             self.trainer.should_stop = True
+
+    # ------------------------------------------------------------------------------ budget
+    def is_logged(self, step: int) -> bool:
+        """Logged steps: the cadence, the last nominal step (where the budget decides) and the cap's."""
+        return step % self.log_every == 0 or step in (self.nominal - 1, self.max_steps - 1)
+
+    @property
+    def all_stopped(self) -> bool:
+        return all(r is not None for r in self.stop_reason)
+
+    def fate(self, k: int = 0, upto: Optional[int] = None) -> Fate:
+        """Model k's fate from its logged history (the first `upto` rows; default all)."""
+        steps, values = self.history_tensor()
+        n = len(steps) if upto is None else upto
+        col = lambda name: values[:n, k, METRICS.index(name)].numpy()  # noqa: E731
+        return self.budget.fate_of(steps[:n], col("train/acc"), col("test/acc"), col("test/loss"))
+
+    def decide(self, step: int, upto: Optional[int] = None) -> None:
+        """At a logged step: each running model's fate, and whether the budget stops it here. A
+        stopped model of a batch trains on frozen (lr and decay 0), its numbers unchanged; the run
+        ends when every model has stopped."""
+        if self.n_models == 1 and self.trainer_attached:
+            self.latest_fate = self.fate(0, upto)
+        if step + 1 < self.nominal:
+            return
+        for k in range(self.n_models):
+            if self.stop_reason[k] is not None:
+                continue
+            f = self.latest_fate if self.n_models == 1 and self.latest_fate else self.fate(k, upto)
+            reason = self.budget.decide(step, f)
+            if reason is not None:
+                self.stop_reason[k], self.stopped_at[k] = reason, step
+                if self.n_models > 1:
+                    self._optimizer().freeze(k)
+
+    @property
+    def trainer_attached(self) -> bool:
+        return self._trainer is not None
+
+    def _optimizer(self) -> BatchedAdam:
+        opt = self.optimizers()
+        return getattr(opt, "optimizer", opt)
+
+    def replay_decisions(self) -> None:
+        """The decisions of every logged step so far, in order (a pure function of the history)."""
+        self.stop_reason, self.stopped_at = [None] * self.n_models, [None] * self.n_models
+        for i, step in enumerate(self.history_steps):
+            if step + 1 >= self.nominal or i == len(self.history_steps) - 1:
+                self.decide(step, upto=i + 1)
+
+    def rows_of(self, k: int) -> int:
+        """Logged rows that belong to model k: up to the step it stopped at (a frozen model's later
+        rows repeat its numbers)."""
+        if self.stopped_at[k] is None:
+            return len(self.history_steps)
+        return self.history_steps.index(self.stopped_at[k]) + 1
 
     # ------------------------------------------------------------------------------ metrics
     @torch.no_grad()
@@ -165,30 +242,42 @@ class GrokModule(L.LightningModule):
             return [], torch.empty(0, self.n_models, len(METRICS), dtype=torch.float64)
         cache = self._derived_cache()
         if "stacked" not in cache:
-            cache["stacked"] = torch.stack([h.cpu() for h in self.history])
+            # appended rows extend the last stack (the budget asks at every logged step)
+            owner, old = self._stacked
+            n = 0 if owner is not self.history or old is None else min(len(old), len(self.history))
+            new = [h.cpu() for h in self.history[n:]]
+            cache["stacked"] = (
+                torch.cat([old[:n], *([torch.stack(new)] if new else [])]) if n else torch.stack(new)
+            )
+            self._stacked = (self.history, cache["stacked"])
         return list(self.history_steps), cache["stacked"]
 
     def metric_series(self, name: str, k: int = 0) -> list[float]:
         _, values = self.history_tensor()
         return values[:, k, METRICS.index(name)].tolist()
 
-    def verdicts(self, k: int = 0, *, loss_threshold: float, ratio_threshold: float) -> dict:
+    def verdicts(
+        self, k: int = 0, *, loss_threshold: float, ratio_threshold: float, loss_floor: float = 0.0
+    ) -> dict:
         """Model k's two verdicts over the logged history (outcome.summarise), computed once per
         history: the callbacks' figure marks and the run summary all ask at the end of a run."""
-        key = ("verdicts", k, loss_threshold, ratio_threshold)
+        n = self.rows_of(k)
+        key = ("verdicts", k, n, loss_threshold, ratio_threshold, loss_floor)
         steps, values = self.history_tensor()
         cache = self._derived_cache()
         if key not in cache:
-            col = {name: values[:, k, i].tolist() for i, name in enumerate(METRICS)}
+            col = {name: values[:n, k, i].tolist() for i, name in enumerate(METRICS)}
             cache[key] = outcome.summarise(
-                steps,
+                steps[:n],
                 col["train/loss"],
                 col["test/loss"],
                 col["train/acc"],
                 col["test/acc"],
                 loss_threshold=loss_threshold,
                 ratio_threshold=ratio_threshold,
+                loss_floor=loss_floor,
             )
+            cache[key].update(self.fate(k, n).as_dict(), stop_reason=self.stop_reason[k])
         return dict(cache[key])
 
     # ------------------------------------------------------------------------------ checkpoints

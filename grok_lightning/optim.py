@@ -32,6 +32,12 @@ class BatchedAdam(torch.optim.Optimizer):
         self._lr, self._wd = lr, weight_decay
         self._per_model: dict[tuple, tuple] = {}
 
+    def freeze(self, k: int) -> None:
+        """Model k stops changing: lr and decay 0 make its update p + 0 (grok_lightning.fate: a batch
+        trains on while other models still run). Its moments keep updating, unused."""
+        self._lr[k], self._wd[k] = 0.0, 0.0
+        self._per_model.clear()
+
     def _vectors(self, p: torch.Tensor):
         """(lr float64, wd, -lr*wd) shaped [K, 1, 1, ...] against p, cached per device/dtype/rank."""
         key = (p.device, p.dtype, p.dim())

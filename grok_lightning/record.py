@@ -134,8 +134,7 @@ class RunRecord:
             h["test/loss"].tolist(),
             h["train/acc"].tolist(),
             h["test/acc"].tolist(),
-            loss_threshold=self.config.outcome.loss_threshold,
-            ratio_threshold=self.config.outcome.ratio_threshold,
+            **outcome.rule_settings(self.config.outcome),
         )
         final = dict(zip(h.names, h.values[-1].tolist())) if len(h) else {}
         head = {"task": self.config.task, "preset": self.config.preset, "status": None}

@@ -33,9 +33,13 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     seed: int = 0
-    max_steps: int = 50_000
+    max_steps: int = 50_000  # the nominal budget: always trained
+    step_cap: int = 0  # adaptive budget (grok_lightning.fate): a model "not yet" generalised at
+    # max_steps trains on up to this many steps; 0 = max_steps, a fixed budget
+    stop_margin: int = 0  # steps trained past a generalisation found in the extension; 0 = max_steps // 10
     precision: str = "32"  # 32 | 64 | original (embedding float32, Linears and forward float64)
-    # | 64_mm32 (float64 parameters, float32 matrix products)
+    # | 64_mm32 (float64 parameters, float32 matrix products) | tf32 | bf16 (float32, matrix-product
+    # operands rounded to TF32's 10 / bfloat16's 7 mantissa bits as on a GPU's tensor cores)
     log_every: int = 0  # 0: max_steps // 500, the original's cadence
     checkpoint_every: int = 0  # 0: max_steps // 100
     keep_checkpoints: int = 3  # step=<N>.ckpt files kept besides last.ckpt, newest first; -1: all
@@ -85,6 +89,10 @@ class OutcomeConfig:
 
     loss_threshold: float = 1e-5
     ratio_threshold: float = 5e4
+    loss_floor: float = 0.0  # the rule reads max(loss, floor); 0 = exact losses. configs/parity.yaml
+    # sets the article's float32 floor 2^-23 (grok_lightning.outcome.ARTICLE_FLOAT32_FLOOR)
+    fate_window: int = 0  # steps over which the fate (not yet / stuck) reads the test loss's trend;
+    # 0 = max_steps // 5
 
 
 @dataclass
@@ -104,7 +112,7 @@ class RunConfig:
 CHOICES: Choices = {
     "logger": ("auto", "wandb", "csv"),
     "optim.regularization": ("l2", "l1", "none"),
-    "train.precision": ("32", "64", "original", "64_mm32"),
+    "train.precision": ("32", "64", "original", "64_mm32", "tf32", "bf16"),
     "train.accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
 }
 
@@ -119,9 +127,13 @@ RULES: Rules = {
     "train.checkpoint_every": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 100)"),
     "train.keep_checkpoints": (lambda v: v >= -1, "must be >= -1 (-1 = keep every step=<N>.ckpt)"),
     "train.steps_per_call": AT_LEAST_ONE,
+    "train.step_cap": (lambda v: v >= 0, "must be >= 0 (0 = max_steps: a fixed budget)"),
+    "train.stop_margin": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 10)"),
+    "outcome.fate_window": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 5)"),
     "train.devices": AT_LEAST_ONE,
     "train.cpu_threads": (lambda v: v >= 0, "must be >= 0 (0 = torch's default)"),
     "train.seed": (lambda v: 0 <= v < 2**32, "must be in [0, 2**32)"),
     "outcome.loss_threshold": (lambda v: v > 0, "must be > 0"),
     "outcome.ratio_threshold": (lambda v: v > 0, "must be > 0"),
+    "outcome.loss_floor": (lambda v: 0 <= v < 1, "must be in [0, 1) (0 = exact losses)"),
 }

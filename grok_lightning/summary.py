@@ -7,17 +7,17 @@ from __future__ import annotations
 import numpy as np
 from omegaconf import DictConfig
 
+from grok_lightning import outcome
 from grok_lightning.module import METRICS
 
 
 def run_summary(cfg: DictConfig, module, k: int = 0) -> dict:
     """Model k's final metrics, final step and both verdicts."""
     steps, values = module.history_tensor()
-    verdicts = module.verdicts(
-        k, loss_threshold=cfg.outcome.loss_threshold, ratio_threshold=cfg.outcome.ratio_threshold
-    )
-    final = dict(zip(METRICS, values[-1, k].tolist())) if steps else {}
-    return {"final": final, "final_step": steps[-1] if steps else None, **verdicts}
+    verdicts = module.verdicts(k, **outcome.rule_settings(cfg.outcome))
+    n = module.rows_of(k)  # a model the budget stopped early ends at its own step
+    final = dict(zip(METRICS, values[n - 1, k].tolist())) if n else {}
+    return {"final": final, "final_step": steps[n - 1] if n else None, **verdicts}
 
 
 def history_of(module, k: int = 0):
@@ -25,7 +25,8 @@ def history_of(module, k: int = 0):
     from grok_lightning.record import History
 
     steps, values = module.history_tensor()
-    return History(np.asarray(steps, dtype=np.int64), METRICS, values[:, k].numpy().copy())
+    n = module.rows_of(k)
+    return History(np.asarray(steps[:n], dtype=np.int64), METRICS, values[:n, k].numpy().copy())
 
 
 def callbacks_summary(callbacks) -> dict:

@@ -20,6 +20,7 @@ from grok_lightning import config as C
 from grok_lightning import runs
 from grok_lightning.build import build_module, build_run_module
 from grok_lightning.cli_help import config_tree, help_text
+from grok_lightning.fate import extension_words
 from grok_lightning.machine import check_machine
 from grok_lightning.module import Diverged
 from grok_lightning.rundir import open_run_dir, resume_config
@@ -105,6 +106,8 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
             "run_dir": str(run_dir),
             "status": status,
             "steps_trained": trainer.global_step,
+            "extra_steps": max(trainer.global_step - cfg.train.max_steps, 0),
+            "extension": extension_words(cfg.train.max_steps, trainer.global_step, module.stop_reason[0]),
             "wall_time_s": round(wall, 2),
             **run_summary(cfg, module),
             **callbacks_summary(analyses),
@@ -165,6 +168,10 @@ def verdict_lines(summary: dict) -> str:
         f"verdict: [bold]{summary['verdict_text']}[/]",
         f"article's rule (phase diagrams): [bold]{summary['outcome']}[/] ({summary['outcome_reason']})",
     ]
+    if summary.get("fate") and summary["fate"] != "generalised":  # tell "not yet" from "stuck"
+        lines.append(f"fate: [bold]{summary['fate']}[/] ({summary['fate_reason']})")
+    if summary.get("extra_steps"):
+        lines.append(f"budget: {summary['extension']}")
     if summary.get("disagreement"):
         lines.append(f"[yellow]verdicts differ[/]: {summary['disagreement']}")
     return "\n".join(lines)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import logging
 import re
+import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -56,6 +58,49 @@ class ModelSize(L.Callback):
             )
 
 
+def progress_items(trainer, pl_module) -> dict:
+    """The step, model 0's last logged accuracies and losses, and its fate (grok_lightning.fate)."""
+    items = {"step": trainer.global_step}
+    latest = getattr(pl_module, "latest", {})
+    for name in ("train/acc", "test/acc", "train/loss", "test/loss"):
+        if name in latest:
+            items[name] = f"{latest[name]:.4f}" if "acc" in name else f"{latest[name]:.3g}"
+    fate = getattr(pl_module, "latest_fate", None)
+    if fate is not None:  # generalised / not yet / stuck / did not fit
+        items["fate"] = fate.fate
+    return items
+
+
+class PlainProgress(L.Callback):
+    """Where stdout is no terminal (nohup, a scheduler's log): a plain line at most every
+    `every_s` seconds, at a logged step, and one at the end, instead of a live bar."""
+
+    def __init__(self, every_s: float = 30.0, clock=time.monotonic):
+        self.every_s, self.clock, self.last = every_s, clock, None
+
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        now = self.clock()
+        if self.last is None or now - self.last >= self.every_s:
+            self.last = now
+            self.emit(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.emit(trainer, pl_module)
+
+    def emit(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        items = progress_items(trainer, pl_module)
+        budget = getattr(pl_module, "budget", None)
+        limit = (
+            f" / {budget.nominal:,}" + (f" (cap {budget.cap:,})" if budget and budget.adaptive else "")
+            if budget
+            else ""
+        )
+        step = items.pop("step")
+        print(f"step {step:,}{limit}  " + "  ".join(f"{k} {v}" for k, v in items.items()), flush=True)
+
+
 class GrokProgressBar(RichProgressBar):
     """Shows the optimiser step and the last logged accuracies and losses of model 0."""
 
@@ -65,11 +110,7 @@ class GrokProgressBar(RichProgressBar):
     def get_metrics(self, trainer, pl_module):
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
-        items["step"] = trainer.global_step
-        latest = getattr(pl_module, "latest", {})
-        for name in ("train/acc", "test/acc", "train/loss", "test/loss"):
-            if name in latest:
-                items[name] = f"{latest[name]:.4f}" if "acc" in name else f"{latest[name]:.3g}"
+        items.update(progress_items(trainer, pl_module))
         return items
 
 
@@ -85,20 +126,21 @@ def build_trainer(
     """trainer_kwargs replace the config's Trainer arguments: a sweep rank pins its own device
     (accelerator, devices=[local_rank], strategy=SingleDeviceStrategy) so Lightning never sets up DDP."""
     cbs = list(callbacks)
+    terminal = sys.stdout.isatty()
     if cfg.train.progress_bar:
-        cbs += [GrokProgressBar(), ModelSize()]
+        cbs += [GrokProgressBar() if terminal else PlainProgress(), ModelSize()]
     if checkpoints and run_dir is not None and not any(isinstance(cb, RunCheckpoint) for cb in cbs):
         cbs.append(RunCheckpoint(run_dir, C.checkpoint_every(cfg), cfg.train.keep_checkpoints))
     kwargs = dict(
         accelerator=cfg.train.accelerator,
         devices=cfg.train.devices,
-        max_steps=cfg.train.max_steps,
+        max_steps=C.budget(cfg).cap,  # the nominal max_steps, or the adaptive budget's cap
         max_epochs=-1,
         limit_val_batches=0,
         num_sanity_val_steps=0,
         logger=loggers,
         callbacks=cbs,
-        enable_progress_bar=bool(cfg.train.progress_bar),
+        enable_progress_bar=bool(cfg.train.progress_bar) and terminal,
         enable_model_summary=False,
         enable_checkpointing=False,  # RunCheckpoint instead of Lightning's ModelCheckpoint
         default_root_dir=str(run_dir) if run_dir else None,

@@ -107,3 +107,20 @@ def test_zigzag_reads_the_article_shapes():
     bump = 10 ** np.interp(t, [0, 1000, 2000, 2990], [-1, -2.5, -2.3, -2.5])
     assert [s["kind"] for s in outcome.zigzag(steps, bump, factor=2.0)] == ["fall"]
     assert "fall 0.1 -> 0.0032" in outcome.swing_words(outcome.zigzag(steps, bump))
+
+
+def test_article_loss_floor_turns_a_ratio_of_tiny_losses_back_into_generalise():
+    # both losses fall together to the float32 floor and beyond: exact ratio 1e5 at the end
+    train = [max(1e-13, 0.5 * 0.7**i) for i in range(len(STEPS))]
+    test = [max(1e-8, 0.5 * 0.7**i) for i in range(len(STEPS))]
+    acc = ramp(300, 0.5, 1.0)
+    exact = summarise(train, test, acc, acc)
+    article = summarise(train, test, acc, acc, loss_floor=outcome.ARTICLE_FLOAT32_FLOOR)
+    assert exact["outcome"] == "grok" and exact["max_ratio"] == pytest.approx(1e5)
+    assert article["outcome"] == "generalise" and article["max_ratio"] < 1e2
+    assert article["exact_max_ratio"] == pytest.approx(1e5) and article["exact_min_train_loss"] == 1e-13
+    assert article["min_train_loss"] == outcome.ARTICLE_FLOAT32_FLOOR
+    assert "floored at 1.19e-07" in article["outcome_reason"]
+    # a floor below every loss changes nothing; NaN still never counts as fitted
+    assert summarise(train, test, acc, acc, loss_floor=1e-20)["outcome"] == "grok"
+    assert outcome.outcome_class([float("nan")] * 3, [1.0] * 3, loss_floor=1e-7) == "fail"

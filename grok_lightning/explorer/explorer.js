@@ -558,7 +558,8 @@
   function runPage(D, root) {
     const state = { frame: 0, playing: null, lastRedrawMs: 0, perFrame: false, byFreq: false };
     const header = el("header", {}, [el("h1", { text: D.title }), el("div", { class: "sub", text: D.config || "" })]);
-    const verdict = [D.status ? "status: " + D.status : null, D.verdict, D.phase ? "article's rule: " + D.phase + (D.phase_reason ? " (" + D.phase_reason + ")" : "") : null]
+    const verdict = [D.status ? "status: " + D.status : null, D.verdict, D.phase ? "article's rule: " + D.phase + (D.phase_reason ? " (" + D.phase_reason + ")" : "") : null,
+      D.fate && D.fate !== "generalised" ? "fate: " + D.fate + (D.fate_reason ? " (" + D.fate_reason + ")" : "") : null, D.budget ? "budget: " + D.budget : null]
       .filter(Boolean).join("  ·  ");
     if (verdict) header.appendChild(el("div", { class: "sub", text: verdict }));
     for (const n of D.notes || []) header.appendChild(el("div", { class: "note", text: n }));
@@ -627,8 +628,15 @@
       const f = state.frame;
       for (const draw of panels) draw(f);
       slider.value = String(f);
-      readout.textContent = "step " + fmtStep(steps[f]) + "  (frame " + (f + 1) + " of " + steps.length + ")";
+      readout.textContent = "step " + fmtStep(steps[f]) + "  (frame " + (f + 1) + " of " + steps.length + ")" + fateAt(f);
       state.lastRedrawMs = performance.now() - t0;
+    }
+    function fateAt(f) {  // the fate as the run stood at this step (grok_lightning.fate)
+      const T = D.fate_track;
+      if (!T || T.fate[f] == null) return "";
+      let text = "  ·  fate then: " + T.fate[f] + (T.eta[f] != null ? " (trend reaches 1e-2 by ~" + fmtStep(T.eta[f]) + ")" : "");
+      if (T.forecast && T.forecast[f]) text += "  ·  " + T.forecast[f];
+      return text;
     }
     function setFrame(f) {
       state.frame = clamp(Math.round(f), 0, steps.length - 1);
@@ -896,6 +904,31 @@
     return "grok";
   }
 
+  // grok_lightning.seed_features' comparison (seed_features.json): a table of the strongest features
+  // and its figure, drawn by Python and carried as a data: URI.
+  function seedFeatures(S, parent) {
+    const row = el("div", { class: "row", id: "seed-features" });
+    parent.appendChild(row);
+    const p = panel(row, "Stuck vs generalising: " + S.generalised + " of " + S.models + " models generalised within " + fmtStep(S.budget) + " steps",
+      "each model's features at initialisation and in a short re-training (name@step, " + fmtStep(S.retrain_steps || 0) + " steps), and of its training split (split_*). " +
+      "AUC: how well the feature alone tells the fates apart (1: higher in the generalised models, 0: lower, 0.5: no difference); " +
+      "p over all: how often shuffled fates give any feature a separation as large. python -m grok_lightning.seed_features wrote it.");
+    if (S.verdict) p.appendChild(el("div", { class: "sub", id: "seed-features-verdict", text: S.verdict }));
+    const table = el("table", { class: "numbers", id: "seed-features-table" });
+    table.appendChild(el("tr", {}, ["feature", "mean generalised", "mean not generalised", "AUC", "p over all"].map((h) => el("th", { text: h }))));
+    for (const r of S.rows) {
+      const cells = [r.feature, fmtNum(r.generalised), fmtNum(r.not_generalised), r.auc == null ? "–" : r.auc.toFixed(2), fmtNum(r.p_family)];
+      table.appendChild(el("tr", {}, cells.map((t) => el("td", { text: t }))));
+    }
+    p.appendChild(el("div", { class: "scroll" }, [table]));
+    if (S.figure) {
+      const fp = panel(row, "The strongest features, model by model", "each dot one model; bars: each fate's median.");
+      const img = el("img", { id: "seed-features-figure", src: S.figure, alt: "seed features by fate" });
+      img.style.maxWidth = "100%";
+      fp.appendChild(img);
+    }
+  }
+
   function sweepPage(D, root) {
     const M = D.models, K = M.id.length, OUT = D.outcomes;
     const state = { L: D.thresholds.L, R: D.thresholds.R, selected: 0, classes: new Array(K) };
@@ -927,6 +960,7 @@
     dp.appendChild(pgrid);
     const detail = el("div", { class: "row", id: "detail" });
     main.appendChild(detail);
+    if (D.seed_features) seedFeatures(D.seed_features, main);
 
     const members = D.cells.map(() => []);
     M.cell.forEach((c, i) => members[c].push(i));

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 from omegaconf import OmegaConf
 
@@ -77,6 +78,10 @@ def run_payload(run_dir: Path) -> dict:
         "verdict": summary.get("verdict_text"),
         "phase": summary.get("outcome"),
         "phase_reason": summary.get("outcome_reason"),
+        "fate": summary.get("fate"),
+        "fate_reason": summary.get("fate_reason"),
+        "budget": summary.get("extension") if summary.get("extra_steps") else None,
+        "fate_track": fate_track(cfg, history, traj["steps"] if frames else None),
         "notes": notes,
         "curves": curve_payload(history) if history is not None else None,
         "milestones": milestones(summary, history),
@@ -96,7 +101,28 @@ def config_line(cfg) -> str:
     items = {f"data.{k}": v for k, v in cfg.data.items()}
     items.update({k: OmegaConf.select(cfg, k) for k in SHOWN_KEYS if OmegaConf.select(cfg, k) is not None})
     items["steps"] = cfg.train.max_steps
+    if cfg.train.get("step_cap", 0) > cfg.train.max_steps:
+        items["cap"] = cfg.train.step_cap
     return ", ".join(f"{k.split('.')[-1]} {v}" for k, v in items.items())
+
+
+# ------------------------------------------------------------------------------------------ fate
+def fate_track(cfg, history, frame_steps) -> Optional[dict]:
+    """The fate (grok_lightning.fate) as the run stood at each slider step, judged from the rows
+    logged up to that step only: what the console said while it trained."""
+    from grok_lightning import config as C
+
+    if history is None or frame_steps is None:
+        return None
+    steps, values = history
+    budget = C.budget(cfg)
+    col = {name: values[:, 0, METRICS.index(name)] for name in ("train/acc", "test/acc", "test/loss")}
+    fates, etas = [], []
+    for n in np.searchsorted(np.asarray(steps), np.asarray(frame_steps), side="right").tolist():
+        f = budget.fate_of(steps[:n], col["train/acc"][:n], col["test/acc"][:n], col["test/loss"][:n])
+        fates.append(f.fate)
+        etas.append(f.eta_step)
+    return {"fate": fates, "eta": etas}
 
 
 # ------------------------------------------------------------------------------------------ curves

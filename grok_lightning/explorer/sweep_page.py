@@ -1,11 +1,14 @@
 """The sweep page: the phase diagram of results.csv with live thresholds, and any cell's curves
 from histories/*.npz. The page re-classifies every model with the article's rule from the three
 numbers results.csv keeps per model (min train loss, min test loss, max test/train ratio), the
-rule of grok_lightning.outcome.outcome_class."""
+rule of grok_lightning.outcome.outcome_class. Where grok_lightning.seed_features has run, the page
+also shows its comparison of stuck and generalising models (seed_features.json and .png)."""
 
 from __future__ import annotations
 
+import base64
 import csv
+import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,8 +21,9 @@ from grok_lightning.outcome import OUTCOMES
 from grok_lightning.phase_diagram import DIVERGED_COLOUR, OUTCOME_COLOURS, _fmt, short_name
 
 from . import ExplorerError
-from ._page import packed, write_page
+from ._page import finite_or_none, packed, write_page
 
+SEED_FEATURE_ROWS = 15  # the strongest features shown; seed_features.json keeps them all
 CURVE_POINTS = 300  # per model and curve: enough for a log-scale loss curve, small for 1,000+ models
 LOSS_FLOOR = 1e-15  # losses below (an exact 0) are drawn at this floor of the log axis
 DEFAULT_L, DEFAULT_R = 1e-5, 5e4
@@ -51,6 +55,7 @@ def sweep_payload(sweep_dir: Path) -> dict:
     curves, freqs = histories_payload(sweep_dir, [r["model_id"] for r in rows])
     if curves is None:
         notes.append("no histories/ in this sweep: the phase diagram only, no loss curves per cell")
+    features = seed_features_payload(sweep_dir, notes)
     return {
         "kind": "sweep",
         "title": f"sweep {sweep_dir.name}",
@@ -71,6 +76,7 @@ def sweep_payload(sweep_dir: Path) -> dict:
         "colours": {**OUTCOME_COLOURS, "diverged": DIVERGED_COLOUR},
         "curves": curves,
         "freqs": freqs,
+        "seed_features": features,
     }
 
 
@@ -180,6 +186,39 @@ def model_payload(rows: list[dict], cell_of: list[int]) -> dict:
         "diverged": [r.get("diverged") in ("True", "true", "1") for r in rows],
         "memorise_step": [_int_or_none(r.get("memorise_step", "")) for r in rows],
         "generalise_step": [_int_or_none(r.get("generalise_step", "")) for r in rows],
+    }
+
+
+def seed_features_payload(sweep_dir: Path, notes: list) -> Optional[dict]:
+    """grok_lightning.seed_features' comparison, its strongest features, and its figure as a data: URI;
+    None without seed_features.json. A file that cannot be read costs a note, not the page."""
+    path = sweep_dir / "seed_features.json"
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        rows = [
+            {
+                "feature": str(r["feature"]),
+                "generalised": finite_or_none(r["generalised"].get("mean")),
+                "not_generalised": finite_or_none(r["not_generalised"].get("mean")),
+                "auc": finite_or_none(r["auc"]),
+                "p_family": finite_or_none(r.get("p_family")),
+            }
+            for r in saved["features"][:SEED_FEATURE_ROWS]
+        ]
+        counts = {k: int(saved[k]) for k in ("models", "generalised", "not_generalised", "budget")}
+        png = sweep_dir / "seed_features.png"
+        figure = base64.b64encode(png.read_bytes()).decode("ascii") if png.is_file() else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        notes.append(f"seed_features.json: cannot read ({exc!r}); no stuck-vs-generalising section")
+        return None
+    return {
+        **counts,
+        "verdict": str(saved.get("verdict", "")),
+        "retrain_steps": finite_or_none(saved.get("retrain_steps")),
+        "rows": rows,
+        "figure": figure and "data:image/png;base64," + figure,
     }
 
 

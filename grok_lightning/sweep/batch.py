@@ -19,6 +19,7 @@ SUMMARY_COLUMNS = (
     "min_train_loss",
     "min_test_loss",
     "max_ratio",
+    "exact_max_ratio",
     "memorise_step",
     "generalise_step",
     "grok_delay_steps",
@@ -31,6 +32,8 @@ SUMMARY_COLUMNS = (
     "final_train_acc",
     "final_test_acc",
     "steps",
+    "fate",
+    "stop_reason",
     "key_frequencies",
     "n_key_frequencies",
 )

@@ -56,7 +56,7 @@ def measure_ms_per_model_step(
     spc = cfg.train.steps_per_call
     calls = math.ceil(cal.warmup_steps / spc) + math.ceil(cal.steps / spc) + 1  # +1: the logging last call
     steps = calls * spc
-    cfg = batch_config(cfg, max_steps=steps, log_every=steps)
+    cfg = batch_config(cfg, max_steps=steps, log_every=steps, step_cap=0)  # a fixed budget
     timer = _StepTimer(device, math.ceil(cal.warmup_steps / spc), cal.max_seconds, clock)
     fit_batch(cfg, models, device, [timer])
     return 1e3 * statistics.median(timer.samples or [0.0]) / len(models)

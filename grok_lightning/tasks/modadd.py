@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +21,8 @@ class ModAddData:
     p: int = 67
     symmetric: bool = True  # only pairs a <= b, as every original preset
     train_fraction: float = 0.4
+    seed: Optional[int] = None  # the split's seed; None: the run's train.seed. Set: every model of a
+    # batch gets this one split, so a sweep can cross splits (grid.data.seed) with initialisations (seeds)
 
 
 @dataclass
@@ -39,6 +41,7 @@ CHOICES: Choices = {
 RULES: Rules = {
     "data.p": (lambda v: v >= 2, "must be >= 2"),
     "data.train_fraction": (lambda v: 0 < v < 1, "must be in (0, 1)"),
+    "data.seed": (lambda v: 0 <= v < 2**32, "must be in [0, 2**32) (numpy's RandomState seeds)"),
     "model.d_embed": AT_LEAST_ONE,
     "model.n_neurons": AT_LEAST_ONE,
 }
@@ -74,6 +77,8 @@ def split_indices(n: int, train_fraction: float, seed: int) -> tuple[np.ndarray,
 
 
 class ModAddDataModule(FullBatchDataModule):
+    """One split per entry of `seeds` (the split seeds: the models' own seeds unless data.seed is set)."""
+
     def __init__(self, p: int, train_fraction: float, seeds: Sequence[int], symmetric: bool = True):
         self.p, self.train_fraction, self.symmetric = p, train_fraction, symmetric
         super().__init__(seeds)
@@ -94,8 +99,13 @@ class ModAddDataModule(FullBatchDataModule):
         self.test_targets = (test[..., 0] + test[..., 1]) % self.p
 
 
+def split_seeds(cfg: DictConfig, seeds: Sequence[int]) -> list[int]:
+    """The split seed of each model: data.seed for all of them when set, else each model's own seed."""
+    return [int(s) for s in seeds] if cfg.data.seed is None else [int(cfg.data.seed)] * len(seeds)
+
+
 def build_datamodule(cfg: DictConfig, seeds: Sequence[int]) -> ModAddDataModule:
-    return ModAddDataModule(cfg.data.p, cfg.data.train_fraction, seeds, cfg.data.symmetric)
+    return ModAddDataModule(cfg.data.p, cfg.data.train_fraction, split_seeds(cfg, seeds), cfg.data.symmetric)
 
 
 def build_model(cfg: DictConfig, seeds: Sequence[int]) -> FactoredMLP:

@@ -147,9 +147,14 @@ class Budget:
         return fate(steps, train_acc, test_acc, test_loss, cap=self.cap, window=self.window)
 
 
-def extension_words(nominal: int, trained: int, stop_reason: Optional[str]) -> str:
+def extension_words(
+    nominal: int, trained: int, stop_reason: Optional[str], at_nominal: Optional[Fate] = None
+) -> str:
     """One line for the console and summary.json: how far past the nominal budget, and why."""
     extra = trained - nominal
     if extra <= 0:
         return f"trained the nominal {nominal:,} steps"
-    return f"trained {trained:,} steps, {extra:,} past the nominal {nominal:,} ({stop_reason or 'stopped'})"
+    why = f"{at_nominal.fate} at {nominal:,}: {at_nominal.reason}; " if at_nominal else ""
+    return (
+        f"trained {trained:,} steps, {extra:,} past the nominal {nominal:,} ({why}{stop_reason or 'stopped'})"
+    )

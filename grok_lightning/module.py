@@ -62,6 +62,7 @@ class GrokModule(L.LightningModule):
         # per model: why and after which update it stopped (a stopped model of a batch is frozen)
         self.stop_reason: list[Optional[str]] = [None] * self.n_models
         self.stopped_at: list[Optional[int]] = [None] * self.n_models
+        self.nominal_fate: list[Optional[Fate]] = [None] * self.n_models  # judged at the nominal budget
         self.latest_fate: Optional[Fate] = None  # model 0's fate at the last logged step
         # Loggers get plain metric names for one model, "<name>/<label>" for several.
         self.model_labels = list(model_labels) if model_labels else [str(k) for k in range(self.n_models)]
@@ -161,6 +162,8 @@ class GrokModule(L.LightningModule):
             if self.stop_reason[k] is not None:
                 continue
             f = self.latest_fate if self.n_models == 1 and self.latest_fate else self.fate(k, upto)
+            if self.nominal_fate[k] is None:  # the call at the nominal budget: why it trained on
+                self.nominal_fate[k] = f
             reason = self.budget.decide(step, f)
             if reason is not None:
                 self.stop_reason[k], self.stopped_at[k] = reason, step
@@ -178,6 +181,7 @@ class GrokModule(L.LightningModule):
     def replay_decisions(self) -> None:
         """The decisions of every logged step so far, in order (a pure function of the history)."""
         self.stop_reason, self.stopped_at = [None] * self.n_models, [None] * self.n_models
+        self.nominal_fate = [None] * self.n_models
         for i, step in enumerate(self.history_steps):
             if step + 1 >= self.nominal or i == len(self.history_steps) - 1:
                 self.decide(step, upto=i + 1)
@@ -277,7 +281,13 @@ class GrokModule(L.LightningModule):
                 ratio_threshold=ratio_threshold,
                 loss_floor=loss_floor,
             )
-            cache[key].update(self.fate(k, n).as_dict(), stop_reason=self.stop_reason[k])
+            at_nominal = self.nominal_fate[k]
+            cache[key].update(
+                self.fate(k, n).as_dict(),
+                stop_reason=self.stop_reason[k],
+                fate_at_nominal=None if at_nominal is None else at_nominal.fate,
+                fate_at_nominal_reason=None if at_nominal is None else at_nominal.reason,
+            )
         return dict(cache[key])
 
     # ------------------------------------------------------------------------------ checkpoints

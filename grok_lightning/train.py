@@ -107,7 +107,9 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
             "status": status,
             "steps_trained": trainer.global_step,
             "extra_steps": max(trainer.global_step - cfg.train.max_steps, 0),
-            "extension": extension_words(cfg.train.max_steps, trainer.global_step, module.stop_reason[0]),
+            "extension": extension_words(
+                cfg.train.max_steps, trainer.global_step, module.stop_reason[0], module.nominal_fate[0]
+            ),
             "wall_time_s": round(wall, 2),
             **run_summary(cfg, module),
             **callbacks_summary(analyses),

@@ -112,7 +112,8 @@ def test_run_continues_while_falling_and_stops_a_margin_after_generalising(run_r
     assert s["steps_trained"] > 700 and s["extra_steps"] == s["steps_trained"] - 700
     # stopped at the first logged step a margin (70) after the solved step
     assert s["solved_step"] + 70 <= s["steps_trained"] < s["solved_step"] + 70 + 10
-    assert "past the nominal 700" in s["extension"] and "generalised at" in s["stop_reason"]
+    assert "past the nominal 700 (not yet at 700: " in s["extension"] and "generalised at" in s["stop_reason"]
+    assert s["fate_at_nominal"] == "not yet" and "decades per 1,000 steps" in s["fate_at_nominal_reason"]
 
 
 def test_run_stops_at_the_nominal_budget_when_stuck(run_root):

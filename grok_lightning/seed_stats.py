@@ -48,6 +48,19 @@ def fate_at(h: dict, budget: Budget, upto: int):
     return budget.fate_of(h["steps"][:n], h["train/acc"][:n], h["test/acc"][:n], h["test/loss"][:n])
 
 
+def replay_budget(h: dict, budget: Budget) -> tuple[int, str]:
+    """(trained steps, why it stopped) had the adaptive budget run on this history: its decisions
+    at every logged step from the nominal budget on, each from the rows up to that step."""
+    steps = h["steps"]
+    for i in range(int(np.searchsorted(steps, budget.nominal - 1)), len(steps)):
+        n = i + 1
+        f = budget.fate_of(steps[:n], h["train/acc"][:n], h["test/acc"][:n], h["test/loss"][:n])
+        reason = budget.decide(int(steps[i]), f)
+        if reason is not None:
+            return int(steps[i]) + 1, reason
+    return int(steps[-1]) + 1, "end of the history"
+
+
 def fate_agreement(hist: dict[str, dict], budget: Budget) -> dict:
     """Each model's fate at the nominal budget against how it ended: "stuck" (or "did not fit")
     is right when the model had not generalised by the end of its history, "not yet" when it had."""
@@ -56,7 +69,15 @@ def fate_agreement(hist: dict[str, dict], budget: Budget) -> dict:
     for model_id, h in sorted(hist.items()):
         at_nominal = fate_at(h, budget, budget.nominal).fate
         end = outcome.first_solved_step(h["steps"], h["test/loss"], h["test/acc"])
-        table[model_id] = {"fate_at_nominal": at_nominal, "solved_step": end, "end_step": int(h["steps"][-1])}
+        trained, why = replay_budget(h, budget)
+        table[model_id] = {
+            "fate_at_nominal": at_nominal,
+            "solved_step": end,
+            "end_step": int(h["steps"][-1]),
+            "adaptive_steps": trained,  # where the adaptive budget would have stopped it
+            "adaptive_found": end is not None and end < trained,
+            "adaptive_stop": why,
+        }
         if at_nominal == "generalised":
             continue
         judged += 1

@@ -105,7 +105,9 @@ def fate(
         return Fate("stuck", f"{words}: flat or rising", slope_per_1k=per_1k)
     fall = -slope * max(cap - now, window)  # decades it would fall by the cap at this rate
     if fall < MIN_FALL_DECADES:
-        return Fate("stuck", f"{words}: at this rate only {fall:.2f} decades more by the cap", slope_per_1k=per_1k)
+        return Fate(
+            "stuck", f"{words}: at this rate only {fall:.2f} decades more by the cap", slope_per_1k=per_1k
+        )
     # log-linear extrapolation: an upper bound in practice, the fall speeds up as a model groks
     eta = now + int(np.ceil((level - target) / -slope))
     return Fate(

@@ -31,6 +31,7 @@ from rich.table import Table
 
 from grok_lightning import config as C
 from grok_lightning import histories, outcome, runs
+from grok_lightning.fate import FATES
 from grok_lightning.module import METRICS
 from grok_lightning.tasks import TASKS
 
@@ -140,7 +141,15 @@ def fit_members(cfg: DictConfig, n: int, scale: float, console: Console) -> tupl
 def spread(rows: Sequence[dict], max_steps: int) -> dict:
     """How many members solved within the budget, and median / quartiles / range of solved_step."""
     steps = [r["solved_step"] for r in rows if r["solved_step"] is not None]
-    return {"members": len(rows), "solved": len(steps), "max_steps": max_steps, **outcome.step_spread(steps)}
+    fates = {f: sum(1 for r in rows if r.get("fate") == f) for f in FATES}
+    return {
+        "members": len(rows),
+        "solved": len(steps),
+        "solved_by_nominal": sum(1 for s in steps if s < max_steps),
+        "fates": {f: n for f, n in fates.items() if n},  # generalised / not yet / stuck / did not fit
+        "max_steps": max_steps,
+        **outcome.step_spread(steps),
+    }
 
 
 def parse(argv: Sequence[str]) -> tuple[DictConfig, dict]:
@@ -226,8 +235,8 @@ def run(cfg: DictConfig, opts: dict, console: Optional[Console] = None) -> dict:
             row["member"] = f"m{i:02d}.{k}"
             rows.append(row)
             console.print(
-                f"  {name}: solved at {row['solved_step']}, {row['verdict']}, "
-                f"frequencies [{row['key_frequencies']}], test loss: {row['test_loss_swings']}"
+                f"  {name}: solved at {row['solved_step']}, {row['verdict']}, fate {row['fate']} after "
+                f"{row['steps_trained']:,} steps, frequencies [{row['key_frequencies']}], test loss: {row['test_loss_swings']}"
             )
         runs.write_csv_table(out / "members.csv", rows, COLUMNS)
     result = {

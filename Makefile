@@ -28,7 +28,8 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(TORCH),$(PY) -m pip install -q "$(TORCH)")
-	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	@# setuptools' note on editable installs of root-level packages (callbacks/, configs/) is not actionable
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the package (done automatically by every target)

@@ -118,9 +118,32 @@ def wandb_unreachable(timeout: Optional[float] = None) -> Optional[str]:
     return f"{host}:{port} unreachable: {result.get('error', f'no answer within {timeout:g} s')}"
 
 
+WANDB_ID_FILE = "run_id"  # <run>/wandb/run_id: the W&B run that every start of this run logs into
+
+
+def stored_wandb_id(run_dir: Path) -> Optional[str]:
+    path = Path(run_dir) / "wandb" / WANDB_ID_FILE
+    if not path.is_file():
+        return None  # a first start, or a run from before the id was stored (it used the folder name)
+    return path.read_text().strip() or None
+
+
+def wandb_line(run_dir: Path, run) -> Optional[str]:
+    """The console line naming the W&B run: its URL, or offline its directory and the command that
+    uploads it. `wandb sync <run>/wandb` uploads every start of a resumed run (one directory each,
+    the same run id) into the one W&B run, in the order they ran."""
+    if run.disabled:
+        return None
+    if run.offline:
+        upload = f"wandb sync {Path(run_dir) / 'wandb'}"
+        return f"W&B offline run {run.id}: {run.settings.sync_dir}; upload: {upload}"
+    return f"W&B run: {run.url}"
+
+
 def build_loggers(
     cfg: DictConfig, run_dir: Path, run_id: str, resume_step: Optional[int] = None
 ) -> list[Logger]:
+    """run_id names the W&B run at a run's first start; later starts continue the id stored then."""
     loggers: list[Logger] = [RunCSVLogger(run_dir, resume_step)]
     if cfg.logger == "csv":
         return loggers
@@ -132,11 +155,12 @@ def build_loggers(
         mode = wandb_mode()
         if mode == "online" and (reason := wandb_unreachable()):
             raise ConnectionError(reason)
-        os.environ.setdefault("WANDB_SILENT", "true")
+        os.environ.setdefault("WANDB_SILENT", "true")  # its banner and footer: wandb_line says it once
+        wandb_id = stored_wandb_id(run_dir) or run_id
         wandb_logger = WandbLogger(
             project=cfg.wandb_project,
-            name=f"{cfg.task}-{cfg.preset}-{run_id}",
-            id=run_id,
+            name=f"{cfg.task}-{cfg.preset}-{wandb_id}",
+            id=wandb_id,
             save_dir=str(run_dir),
             mode=mode,
             resume="allow",
@@ -145,8 +169,11 @@ def build_loggers(
         )
         # Lightning passes anonymous=None, which W&B answers with a deprecation warning at every run
         wandb_logger._wandb_init.pop("anonymous", None)
-        _ = wandb_logger.experiment  # start it now, so a failure falls back here, not mid-run
+        run = wandb_logger.experiment  # start it now, so a failure falls back here, not mid-run
+        runs.atomic_write_text(Path(run_dir) / "wandb" / WANDB_ID_FILE, f"{run.id}\n")
         loggers.append(wandb_logger)
+        if line := wandb_line(run_dir, run):
+            print(line)
     except Exception as exc:  # W&B must never stop training
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         line = f"W&B unavailable ({msg}); logging to CSV only (after {time.perf_counter() - start:.1f} s)"
@@ -157,26 +184,41 @@ def build_loggers(
     return loggers
 
 
-# summary.json keys copied into the W&B run summary: both verdicts, side by side.
-WANDB_SUMMARY_KEYS = (
-    "status",
-    "verdict",
-    "verdict_text",
-    "memorise_step",
-    "generalise_step",
-    "grok_delay_steps",
-    "solved_step",
-    "outcome",
-    "outcome_reason",
-    "disagreement",
-    "min_train_loss",
-    "min_test_loss",
-    "max_ratio",
-    "fate",
-    "fate_reason",
-    "stop_reason",
-    "extra_steps",
-)
+# summary.json keys copied into the W&B run summary: both verdicts side by side, the early numbers
+# researchers compare (memorise / generalise steps), the fate; and what the model learned: its key
+# frequencies and each frequency's neurons (modular addition; absent keys are skipped).
+WANDB_SUMMARY_KEYS = {
+    "verdicts": (
+        "status",
+        "verdict",
+        "verdict_text",
+        "memorise_step",
+        "generalise_step",
+        "grok_delay_steps",
+        "solved_step",
+        "outcome",
+        "outcome_reason",
+        "disagreement",
+        "min_train_loss",
+        "min_test_loss",
+        "max_ratio",
+        "fate",
+        "fate_reason",
+        "stop_reason",
+        "extra_steps",
+    ),
+    "fourier": ("key_frequencies", "frequency_groups"),
+}
+
+
+def wandb_summary(summary: dict) -> dict:
+    """summary.json's keys of WANDB_SUMMARY_KEYS under their W&B names (verdicts/..., fourier/...)."""
+    return {
+        f"{section}/{key}": summary[key]
+        for section, keys in WANDB_SUMMARY_KEYS.items()
+        for key in keys
+        if summary.get(key) is not None
+    }
 
 
 def finish_loggers(loggers: list[Logger], status: str, summary: Optional[dict] = None) -> None:
@@ -185,9 +227,5 @@ def finish_loggers(loggers: list[Logger], status: str, summary: Optional[dict] =
     for logger in loggers:
         logger.finalize("success" if status == "finished" else "failed")
         if type(logger).__name__ == "WandbLogger":
-            if summary:
-                run = logger.experiment
-                for key in WANDB_SUMMARY_KEYS:
-                    if summary.get(key) is not None:
-                        run.summary[f"verdicts/{key}"] = summary[key]
+            logger.experiment.summary.update(wandb_summary(summary or {}))
             logger.experiment.finish(exit_code=0 if status == "finished" else 1)

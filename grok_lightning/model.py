@@ -254,4 +254,6 @@ class FactoredMLP(nn.Module):
             target = self.weights[name].data[k]
             if tuple(value.shape) != tuple(target.shape):
                 raise ValueError(f"{name}: shape {tuple(value.shape)} != model's {tuple(target.shape)}")
-            target.copy_(torch.as_tensor(np.asarray(value)))
+            # torch.tensor copies: a jax draw arrives as a read-only array, which as_tensor would
+            # wrap (and warn about) instead
+            target.copy_(torch.tensor(np.asarray(value)))

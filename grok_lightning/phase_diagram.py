@@ -15,7 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.textpath import TextToPath  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from grok_lightning.outcome import OUTCOMES  # noqa: E402
@@ -24,6 +26,7 @@ from grok_lightning.outcome import OUTCOMES  # noqa: E402
 OUTCOME_COLOURS = {"fail": "#9e9e9e", "memorise": "#e8772e", "generalise": "#3a78c2", "grok": "#2fa36b"}
 DIVERGED_COLOUR = "#222222"
 _SQUARE, _SEP, _CELL_GAP = 6, 1, 5  # pixels: a model's square, the line between squares, between cells
+_TITLE_SIZE = 10  # points: a panel's title
 
 
 def short_name(key: str) -> str:
@@ -32,6 +35,18 @@ def short_name(key: str) -> str:
 
 def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def flags_label(keys: Sequence[str], values: Sequence[Any]) -> str:
+    """A combination of grid values in full, one key=value per line: a panel title or a bar's label
+    stays as narrow as its longest flag, so neighbours neither clip nor overlap it."""
+    return "\n".join(f"{short_name(k)}={_fmt(v)}" for k, v in zip(keys, values, strict=True))
+
+
+def text_width_in(text: str, fontsize: float) -> float:
+    """The widest line of `text` in inches, measured in matplotlib's default font."""
+    font, measure = FontProperties(size=fontsize), TextToPath().get_text_width_height_descent
+    return max(measure(line, font, ismath=False)[0] for line in text.split("\n")) / 72  # points -> in
 
 
 def _sorted_unique(values) -> list:
@@ -83,6 +98,10 @@ def phase_diagram(
     panel_h = max(1.2, len(ys) * cell_h * inch_per_px)
     if len(xs) * len(ys) * n_panels == 1:  # one cell (a seeds-only sweep): draw it large
         panel_w = panel_h = 3.5
+    titles = [flags_label(facets, panel) for panel in panels] if facets else []
+    if titles:  # a title as wide as its panel, give or take 0.15 in of the 0.5 in between panels
+        panel_w = max(panel_w, max(text_width_in(t, _TITLE_SIZE) for t in titles) - 0.3)
+        panel_h += 0.17 * (len(facets) - 1)  # a line per flag above the cells
     fig, axes = plt.subplots(
         nrows,
         ncols,
@@ -90,7 +109,10 @@ def phase_diagram(
         figsize=(max(6.5, ncols * (panel_w + 0.5) + 1.0), nrows * (panel_h + 0.9) + 1.1),
         squeeze=False,
         sharey=True,
+        layout="constrained",  # room for the titles, the legend below and the suptitle, measured
     )
+    # the default padding lets a row's titles touch the x labels of the row above (aspect="equal")
+    fig.get_layout_engine().set(h_pad=0.1)
     for i, panel in enumerate(panels):
         ax = axes[i // ncols][i % ncols]
         image = np.ones((len(ys) * cell_h, len(xs) * cell_w, 3))
@@ -115,11 +137,8 @@ def phase_diagram(
             ax.set_xlabel(short_name(x))
         if y and i % ncols == 0:
             ax.set_ylabel(short_name(y))
-        if facets:
-            ax.set_title(
-                ", ".join(f"{short_name(k)}={_fmt(v)}" for k, v in zip(facets, panel, strict=True)),
-                fontsize=10,
-            )
+        if titles:
+            ax.set_title(titles[i], fontsize=_TITLE_SIZE)
     for j in range(n_panels, nrows * ncols):
         axes[j // ncols][j % ncols].axis("off")
 
@@ -127,11 +146,9 @@ def phase_diagram(
     handles = [Patch(color=OUTCOME_COLOURS[o], label=f"{o} ({counts.get(o, 0)})") for o in OUTCOMES]
     if counts.get("diverged"):
         handles.append(Patch(color=DIVERGED_COLOUR, label=f"diverged ({counts['diverged']})"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9)
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=9)
     n_seeds = f"{per_cell} seeds per cell" if per_cell > 1 else "1 model per cell"
     fig.suptitle(f"{title}: outcome of {len(records)} models ({n_seeds})" if title else n_seeds, fontsize=11)
-    height = fig.get_figheight()  # fixed room in inches: the legend below, the title above
-    fig.tight_layout(rect=(0, 0.4 / height, 1, 1 - 0.3 / height))
     return fig
 
 
@@ -142,7 +159,7 @@ def outcome_bars(
     models fell in each class, one panel per verdict (the article's phase rule, the accuracy
     verdict), as the article's "which model constraints work best" bars."""
     groups = _sorted_unique(tuple(r[k] for k in by) for r in records)
-    labels = ["\n".join(f"{short_name(k)}={_fmt(v)}" for k, v in zip(by, g, strict=True)) for g in groups]
+    labels = [flags_label(by, g) for g in groups]
     panels = [k for k in keys if any(r.get(k) not in (None, "") for r in records)]
     fig, axes = plt.subplots(
         1, len(panels), figsize=(max(5.0, 1.9 * len(groups) + 0.8) * len(panels), 4.4), squeeze=False

@@ -40,15 +40,15 @@ class History:
     def __len__(self) -> int:
         return len(self.steps)
 
-    def frame(self):
-        """The history as a pandas DataFrame indexed by step (pandas is optional)."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError(
-                "History.frame() needs pandas, which is not installed (pip install pandas)"
-            ) from None
-        return pd.DataFrame(self.values, index=pd.Index(self.steps, name="step"), columns=list(self.names))
+    def frame(self) -> np.ndarray:
+        """The history as one table without pandas: a numpy structured array with a `step` field
+        and one field per metric (`f["test/acc"]`, `f[f["step"] >= 1000]`);
+        `pandas.DataFrame(f).set_index("step")` where pandas is installed."""
+        table = np.empty(len(self.steps), dtype=[("step", np.int64)] + [(n, np.float64) for n in self.names])
+        table["step"] = self.steps
+        for i, name in enumerate(self.names):
+            table[name] = self.values[:, i]
+        return table
 
 
 class RunRecord:
@@ -171,20 +171,37 @@ class RunRecord:
         return runs.last_checkpoint(self.path)
 
     def model_at(self, step: Optional[int] = None):
-        """The GrokModule at a saved checkpoint step (the newest when None), weights as saved;
-        `.model` is the network itself."""
-        from grok_lightning.checkpoints import module_from_checkpoint
+        """The GrokModule at `step`, `.model` the network: a saved checkpoint's (step=<N>.ckpt, N
+        updates done; the newest when None), weights, history and optimiser state as saved; else
+        the trajectory frame the explorer shows as that step (after update `step`), as the model
+        with the frame's weights (grok_lightning.checkpoints.module_from_frame). Any other step:
+        RunError naming the nearest steps that have weights."""
+        from grok_lightning.checkpoints import module_from_checkpoint, module_from_frame
 
         saved = self.checkpoints
-        if not saved:
-            raise RunError(f"{self.path}: no checkpoints saved")
-        if step is None:
-            step = max(saved)
-        if step not in saved:
-            raise RunError(
-                f"{self.path}: no checkpoint at step {step}; saved steps: {', '.join(map(str, saved))}"
-            )
-        return module_from_checkpoint(saved[step])
+        frames = self.trajectory["steps"].tolist() if self.trajectory is not None else []
+        if step is None and (saved or frames):
+            step = max(saved) if saved else frames[-1]
+        if step in saved:
+            return module_from_checkpoint(saved[step])
+        if step in frames:
+            return module_from_frame(self.config, self.trajectory, frames.index(step))
+        raise RunError(f"{self.path}: {missing_step(step, list(saved), frames)}")
+
+
+def missing_step(step: Optional[int], saved: list[int], frames: list[int]) -> str:
+    """Why model_at(step) has no weights, and the nearest steps that have (one line)."""
+    if not saved and not frames:
+        return "no checkpoints saved and no trajectory frames"
+    have = sorted(set(saved) | set(frames))
+    below, above = [s for s in have if s < step], [s for s in have if s > step]
+    nearest = " and ".join(str(s) for s in (below[-1:] + above[:1]))
+    listed = ", ".join(map(str, saved)) if saved else "none"
+    return (
+        f"no checkpoint at step {step}; saved steps: {listed}; no trajectory frame either "
+        f"({len(frames)} frames, {frames[0] if frames else '-'} to {frames[-1] if frames else '-'}); "
+        f"nearest steps with weights: {nearest}"
+    )
 
 
 def load_run(run_dir) -> RunRecord:

@@ -24,20 +24,43 @@ from grok_lightning import runs
 from grok_lightning.module import Diverged
 
 # We log at our own cadence through logger.log_metrics, so Lightning's per-epoch logging interval
-# check does not apply; the pytree notice comes from Lightning itself.
+# check does not apply; the pytree notice comes from Lightning itself. A resume is mid-epoch by
+# design (one long epoch): the data is one full batch on the device and the checkpoint holds the
+# step, so the dataloader (Ticks, a call counter) has no position to restore.
 warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
+warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
+
+# Lightning's info lines that say nothing a user of this project can act on: its cloud logger's
+# advertisement, the hardware banner (the size line and train.accelerator say where it runs), the
+# Tensor Cores advice (lower matmul precision would change the numerics; train.precision chooses),
+# the second of its two restore lines (the first names the checkpoint), and its stop at max_steps
+# (the run's own end line says how it ended).
+QUIET_NOTICES = (
+    "litlogger",
+    "`Trainer.fit` stopped: `max_steps=",
+    "GPU available:",
+    "TPU available:",
+    "LOCAL_RANK:",
+    "that has Tensor Cores",
+    "Restored all states from the checkpoint",
+)
 
 
 class _DropNotices(logging.Filter):
-    """Lightning's advertisement for its cloud logger, printed at every fit: not about this run."""
-
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
+        message = record.getMessage()
+        return not any(notice in message for notice in QUIET_NOTICES)
 
 
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropNotices())
+# where those lines are logged: rank_zero_info of either package, and the CUDA accelerator's setup
+for _name in (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.accelerators.cuda",
+):
+    logging.getLogger(_name).addFilter(_DropNotices())
 
 
 class ModelSize(L.Callback):

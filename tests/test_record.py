@@ -3,7 +3,6 @@ GrokModule.load_from_checkpoint rebuilds the model of any checkpoint."""
 
 import csv
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ from rich.console import Console
 import grok_lightning
 from grok_lightning import config as C
 from grok_lightning.module import METRICS, GrokModule
-from grok_lightning.record import History, RunError
+from grok_lightning.record import RunError
 from grok_lightning.train import train
 
 TINY = [
@@ -154,21 +153,6 @@ def test_a_directory_that_is_no_run_is_one_clear_error(tmp_path, case):
     with pytest.raises(RunError, match=expected) as err:
         grok_lightning.load_run(target)
     assert len(str(err.value).splitlines()) == 1
-
-
-def test_frame_is_a_dataframe_or_a_clear_error(monkeypatch):
-    history = History(np.array([0, 10]), ("train/loss", "test/acc"), np.array([[1.0, 0.1], [0.5, math.nan]]))
-    try:
-        import pandas  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        frame = history.frame()
-        assert list(frame.columns) == ["train/loss", "test/acc"] and frame.index.tolist() == [0, 10]
-        assert frame.loc[10, "train/loss"] == 0.5
-    monkeypatch.setitem(sys.modules, "pandas", None)  # as if pandas were not installed
-    with pytest.raises(ImportError, match="needs pandas"):
-        history.frame()
 
 
 def test_import_grok_lightning_stays_light():

@@ -25,7 +25,7 @@ from grok_lightning.sweep.batch import (
 )
 from grok_lightning.sweep.eta import fmt_duration
 from grok_lightning.sweep.launch import Launch, device_for, device_key
-from grok_lightning.sweep.plan import calibrate_share, make_plan, plan_eta, plan_id
+from grok_lightning.sweep.plan import batches_done, calibrate_share, make_plan, plan_eta, plan_id
 from grok_lightning.sweep.progress import progress_callback
 from grok_lightning.sweep.results import finish, row_prefix
 from grok_lightning.sweep.spec import Model, Sweep, fmt_point
@@ -142,9 +142,12 @@ def _queue(batches: list[dict], launch: Launch) -> tuple[list, list]:
 def _print_wall_time(
     sweep: Sweep, this_run_s: float, eta_s: Optional[float], training_s: float, console: Console
 ) -> None:
-    """Training time summed over every batch file (all invocations: resumes add up), this
-    invocation's, and the plan's ETA against the training wall time it estimated."""
-    walls = [read_json(p)["wall_s"] for p in sorted((sweep.out_dir / "batches").glob("*.json"))]
+    """Training time summed over the batch files this sweep's results come from (every invocation
+    of it: resumes add up; not another sweep's batches in the same out_dir), this invocation's,
+    and the plan's ETA against the training wall time it estimated."""
+    done = batches_done(sweep.out_dir)
+    mine = sorted({done[m.id]["batch"] for m in sweep.models})  # merge has checked none is missing
+    walls = [read_json(sweep.out_dir / "batches" / f"{b}.json")["wall_s"] for b in mine]
     total = sum(walls)
     record = {
         "wall_time_s": round(total, 3),

@@ -142,11 +142,12 @@ def budget(cfg: DictConfig):
     from grok_lightning.fate import Budget
 
     nominal = cfg.train.max_steps
+    get = lambda key: OmegaConf.select(cfg, key, default=0) or 0  # noqa: E731 (configs older than the budget)
     return Budget(
         nominal=nominal,
-        cap=max(cfg.train.step_cap, nominal),
-        margin=cfg.train.stop_margin or max(nominal // 10, 1),
-        window=cfg.outcome.fate_window or max(nominal // 5, 1),
+        cap=max(get("train.step_cap"), nominal),
+        margin=get("train.stop_margin") or max(nominal // 10, 1),
+        window=get("outcome.fate_window") or max(nominal // 5, 1),
     )
 
 

@@ -175,7 +175,7 @@ def sweep_budget(sweep_dir: Path, nominal: Optional[int] = None) -> Optional[Bud
     if not path.is_file():
         return None
     cfg = OmegaConf.create(OmegaConf.load(path).get("first_model_config", {}))
-    if "train" not in cfg or "outcome" not in cfg:
+    if "train" not in cfg:
         return None
     cap = max(cfg.train.max_steps, cfg.train.get("step_cap", 0) or 0)
     if nominal:

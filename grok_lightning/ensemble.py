@@ -236,7 +236,8 @@ def run(cfg: DictConfig, opts: dict, console: Optional[Console] = None) -> dict:
             rows.append(row)
             console.print(
                 f"  {name}: solved at {row['solved_step']}, {row['verdict']}, fate {row['fate']} after "
-                f"{row['steps_trained']:,} steps, frequencies [{row['key_frequencies']}], test loss: {row['test_loss_swings']}"
+                f"{row['steps_trained']:,} steps, frequencies [{row['key_frequencies']}], "
+                f"test loss: {row['test_loss_swings']}"
             )
         runs.write_csv_table(out / "members.csv", rows, COLUMNS)
     result = {

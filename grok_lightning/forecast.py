@@ -335,10 +335,12 @@ def forecast(
     t: float,
     reference: Mapping,
     feature_set: str = "all",
+    fitted: Optional[dict] = None,
 ) -> dict:
     """Will this run generalise within the reference's cap, and when? reference: load_reference's
     answer. Each reference model contributes its features at the nearest grid t' <= t, if it had not
-    generalised by t'. Refits on every call (a few hundred small fits: well under a second)."""
+    generalised by t'. The fit depends on t' only: pass a dict as `fitted` to keep it between calls
+    (a run forecasting at every logged step), else it refits (well under a second)."""
     cap = int(reference["cap"])
     steps = np.asarray(steps)
     upto = steps <= t
@@ -359,10 +361,16 @@ def forecast(
         for m in reference["models"]
         if m["x"][g] is not None and (m["solved_step"] is None or m["solved_step"] > grid[g])
     ]
-    X = np.array([[math.nan if v is None else v for v in m["x"][g]] for m in rows], dtype=float)[:, cols]
-    predict, chosen = fit(
-        X, [m["solved_step"] for m in rows], grid[g], cap, [m.get("seed", i) for i, m in enumerate(rows)]
-    )
+    key = (g, feature_set)
+    if fitted is None or key not in fitted:
+        X = np.array([[math.nan if v is None else v for v in m["x"][g]] for m in rows], dtype=float)[:, cols]
+        result = fit(
+            X, [m["solved_step"] for m in rows], grid[g], cap, [m.get("seed", i) for i, m in enumerate(rows)]
+        )
+        if fitted is None:
+            fitted = {}
+        fitted[key] = result
+    predict, chosen = fitted[key]
     p, step = predict(vector(features(steps, metrics, t), FEATURE_SETS[feature_set]))
     if step is not None:  # the reference counted steps from t'; this run is already at t
         step += int(t - grid[g])

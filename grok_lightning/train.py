@@ -23,7 +23,7 @@ from grok_lightning.cli_help import config_tree, help_text
 from grok_lightning.fate import extension_words
 from grok_lightning.machine import check_machine
 from grok_lightning.module import Diverged
-from grok_lightning.rundir import open_run_dir, resume_config
+from grok_lightning.rundir import AsUninterrupted, RunFinished, open_run_dir, resume_config
 from grok_lightning.summary import callbacks_summary, history_of, run_summary
 from grok_lightning.tasks import TASKS
 
@@ -65,6 +65,7 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
     """Fit one run and write its directory; returns its RunRecord (path-like: the run directory),
     whose summary["status"] says how it ended (finished / interrupted / diverged)."""
     from grok_lightning.callbacks import build_callbacks
+    from grok_lightning.early_warning import EarlyWarning
     from grok_lightning.interrupt import GracefulStop
     from grok_lightning.loggers import build_loggers, finish_loggers
     from grok_lightning.record import RunRecord
@@ -81,15 +82,22 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
     except (ValueError, MemoryError) as exc:
         raise C.ConfigError(str(exc).splitlines()[0]) from None
 
-    run_dir, lock, resume_step = open_run_dir(cfg, resume_dir, module)
+    try:
+        run_dir, lock, resume = open_run_dir(cfg, resume_dir, module)
+    except RunFinished as done:
+        return finished_run(done, console)
     with lock:  # released however the run ends
         console.print(config_tree(cfg))
         console.print(f"run directory: [bold]{run_dir}[/]")
-        ckpt = runs.last_checkpoint(run_dir) if resume_step is not None else None
-        loggers = build_loggers(cfg, run_dir, run_dir.name, resume_step)
+        ckpt = runs.last_checkpoint(run_dir) if resume else None
+        loggers = build_loggers(cfg, run_dir, run_dir.name, resume)
         stopper = GracefulStop()
         analyses = build_callbacks(cfg, TASKS[cfg.task], run_dir)
-        trainer = build_trainer(cfg, run_dir, [*analyses, stopper], loggers)
+        warning = EarlyWarning.for_config(cfg)  # a forecast on the progress line, where one exists
+        analyses += [warning] if warning else []
+        # after the analyses: they restore their state first (rundir.AsUninterrupted)
+        continued = [AsUninterrupted(resume, analyses, cfg.train.steps_per_call)] if resume else []
+        trainer = build_trainer(cfg, run_dir, [*analyses, stopper, *continued], loggers)
         start = time.perf_counter()
         status, diverged_at = "finished", None
         try:
@@ -123,6 +131,21 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
         if page is not None:
             console.print(f"explorer -> {page}")
         return RunRecord(run_dir, cfg, history=history_of(module), summary=summary)
+
+
+def finished_run(done: RunFinished, console: Console):
+    """A finished run resumed with nothing to train: say so, change nothing, return its record."""
+    from grok_lightning.record import RunRecord
+    from grok_lightning.run_files import read_config
+
+    summary = done.summary
+    console.print(
+        f"{done.run_dir} finished at step {summary['steps_trained']}: nothing to train, no file changed "
+        "(raise train.max_steps, or train.step_cap, to train on)"
+    )
+    if "verdict_text" in summary:  # a summary of this project's runs has both verdicts
+        console.print(verdict_lines(summary))
+    return RunRecord(done.run_dir, read_config(done.run_dir), summary=summary)
 
 
 def explorer_page(run_dir: Path, loggers: list, console: Console) -> Optional[Path]:

@@ -91,6 +91,9 @@ def progress_items(trainer, pl_module) -> dict:
     fate = getattr(pl_module, "latest_fate", None)
     if fate is not None:  # generalised / not yet / stuck / did not fit
         items["fate"] = fate.fate
+    warning = getattr(pl_module, "latest_forecast", None)
+    if warning:  # grok_lightning.early_warning, where a reference of this setting exists
+        items["forecast"] = warning.removeprefix("forecast: ")
     return items
 
 

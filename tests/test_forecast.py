@@ -268,3 +268,37 @@ def test_cli_on_a_sweep_directory(tmp_path, capsys):
     assert data["sets"][0]["settings"]["precision"] == "32" and data["sets"][0]["log_every"] == 300
     assert [m["solved_step"] for m in data["sets"][0]["models"]] == [solved[m] for m in ids]
     assert set(data["train_loss_only"]) < set(data["features"])
+
+
+def test_early_warning_during_training_keeps_its_fits_and_reports(tmp_path):
+    """The training callback: a forecast line at its cadence and at 10,000 / 20,000, one fit per
+    reference grid step (kept between calls), the same answer as a fresh forecast."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from grok_lightning.early_warning import EarlyWarning
+    from grok_lightning.module import METRICS
+
+    hist, solved = population()
+    ref = F.build_reference([_sweep("synthetic", hist, solved)])
+    loaded = {
+        "grid": ref["grid"],
+        "features": ref["features"],
+        "cap": CAP,
+        "models": ref["sets"][0]["models"],
+        "sweeps": ["synthetic"],
+    }
+    run = curve(solve=45_000, seed=5, every=100, last=20_001)
+    values = torch.tensor(np.stack([run.get(m, np.zeros(len(run["steps"]))) for m in METRICS], 1))[:, None, :]
+    module = SimpleNamespace(history_tensor=lambda: (run["steps"].tolist(), values), latest_forecast=None)
+    warning = EarlyWarning(loaded, every=5_000)
+    for step in (2_000, 5_000, 7_000, 10_000, 15_000, 20_000):
+        warning.on_train_batch_end(SimpleNamespace(global_step=step), module)
+    assert [s for s, _ in warning.made] == [5_000, 10_000, 15_000, 20_000]
+    assert set(warning.fitted) == {(1, "all"), (3, "all"), (5, "all"), (7, "all")}
+    assert module.latest_forecast.startswith("forecast: generalises ~")
+    part = warning.summary_part()
+    assert set(part["forecasts"]) == {"10000", "20000"} and part["forecast_last"]["step"] == 20_000
+    fresh = F.forecast(run["steps"], run, 20_000, loaded)
+    assert part["forecast_last"]["probability"] == fresh["probability"]

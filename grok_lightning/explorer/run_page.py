@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from grok_lightning import forecast, outcome
 from grok_lightning import fourier as fo
-from grok_lightning import outcome
 from grok_lightning.callbacks.fourier_stars import largest_groups
 from grok_lightning.callbacks.trajectory import FILENAME
 from grok_lightning.module import METRICS
@@ -122,7 +122,18 @@ def fate_track(cfg, history, frame_steps) -> Optional[dict]:
         f = budget.fate_of(steps[:n], col["train/acc"][:n], col["test/acc"][:n], col["test/loss"][:n])
         fates.append(f.fate)
         etas.append(f.eta_step)
-    return {"fate": fates, "eta": etas}
+    track = {"fate": fates, "eta": etas}
+    reference = forecast.load_reference(cfg)
+    if reference is not None:  # the early warning as it stood at each step (grok_lightning.forecast)
+        metrics = {name: values[:, 0, i] for i, name in enumerate(METRICS)}
+        fitted: dict = {}
+        track["forecast"] = [
+            forecast.forecast_line(forecast.forecast(steps, metrics, s, reference, fitted=fitted))
+            if s >= reference["grid"][0]
+            else None
+            for s in np.asarray(frame_steps).tolist()
+        ]
+    return track
 
 
 # ------------------------------------------------------------------------------------------ curves

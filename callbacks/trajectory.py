@@ -12,8 +12,8 @@ trajectory.npz:
 
 The file is rewritten atomically whenever a checkpoint is saved and when training ends (or fails),
 so a killed run loses at most the frames its checkpoint lost too. A resumed run reads the file
-back and keeps the frames before its checkpoint's step: one continuous series, the same frames as
-an uninterrupted run.
+back and keeps the frames before its checkpoint's last step (the resume takes that one again where
+the cadence does): one continuous series, the same frames as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -112,18 +112,22 @@ class Trajectory(AnalysisCallback):
         write_npz(self.path, arrays)
 
     def restore(self, global_step: int) -> None:
-        """A resumed run: keep the file's frames taken before the checkpoint's step."""
+        """A resumed run: keep the file's frames taken before the checkpoint's last step
+        (global_step - 1). The resume takes that one again if the cadence does
+        (grok_lightning.rundir.AsUninterrupted): a finished run took it as its end, an
+        uninterrupted longer run only on the cadence."""
+        last = global_step - 1
         self.steps, self.frames = [], {}
         saved = read_trajectory(self.path) if self.path is not None else None
         if saved is not None:
-            keep = saved["steps"] < global_step
+            keep = saved["steps"] < last
             self.steps = saved["steps"][keep].tolist()
             self.frames = {n: list(saved[n][keep]) for n in ARRAYS if n in saved}
         expected = self._checkpoint_steps
-        if expected is not None and self.steps != [s for s in expected if s < global_step]:
+        if expected is not None and self.steps != [s for s in expected if s < last]:
             warnings.warn(
                 f"{self.path}: its frames do not match the checkpoint's ({len(self.steps)} vs "
-                f"{len(expected)} before step {global_step}); the explorer's trajectory has a gap",
+                f"{len(expected)} before step {last}); the explorer's trajectory has a gap",
                 stacklevel=2,
             )
 

@@ -12,7 +12,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import CSVLogger, Logger
@@ -20,29 +20,35 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig, OmegaConf
 
 from grok_lightning import runs
+from grok_lightning.run_files import complete_csv
 
 
 class _ContinuingWriter(ExperimentWriter):
     """Lightning's CSV writer deletes an existing metrics.csv (and warns about the run directory's
-    other files); a resumed run keeps the rows logged before its checkpoint (later ones are
-    measured again) and appends to them. A row cut short by a kill (no newline yet) is dropped."""
+    other files); a resumed run keeps the rows logged before its checkpoint's step S (later ones are
+    measured again) and appends to them. Of the rows at S - 1, only those `keep_last_row` accepts
+    stay: the resume makes the others again (grok_lightning.rundir.AsUninterrupted). A row cut
+    short by a kill (no newline yet) is dropped."""
 
-    def __init__(self, log_dir: str, keep_before_step: int):
-        self.keep_before_step = keep_before_step
+    def __init__(self, log_dir: str, keep_before_step: int, keep_last_row: Callable[[dict], bool]):
+        self.keep_before_step, self.keep_last_row = keep_before_step, keep_last_row
         super().__init__(log_dir)
 
     def _check_log_dir_exists(self) -> None:
         path = Path(self.metrics_file_path)
         if not path.is_file():
             return
-        lines = path.read_text().splitlines(keepends=True)
-        if lines and not lines[-1].endswith("\n"):
-            lines.pop()
-        reader = csv.DictReader(io.StringIO("".join(lines)))
-        header = list(reader.fieldnames or [])
-        rows = [r for r in reader if r.get("step") and int(r["step"]) < self.keep_before_step]
-        self._write_all(header, rows)
+        header, rows = complete_csv(path)
+        self._write_all(header, [r for r in rows if self._keeps(r)])
         self.metrics_keys = header
+
+    def _keeps(self, row: dict) -> bool:
+        if not row.get("step"):
+            return False
+        step = int(float(row["step"]))
+        return step < self.keep_before_step - 1 or (
+            step == self.keep_before_step - 1 and self.keep_last_row(row)
+        )
 
     def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
         """Lightning rewrites the file in place when a key appears: a kill then would lose it."""
@@ -59,16 +65,22 @@ class _ContinuingWriter(ExperimentWriter):
 
 
 class RunCSVLogger(CSVLogger):
-    """metrics.csv directly in the run directory; `keep_before_step` continues a resumed run's file."""
+    """metrics.csv directly in the run directory; `keep_before_step` (and `keep_last_row`, see
+    _ContinuingWriter) continue a resumed run's file."""
 
-    def __init__(self, run_dir: Path, keep_before_step: Optional[int] = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        keep_before_step: Optional[int] = None,
+        keep_last_row: Callable[[dict], bool] = lambda row: True,
+    ):
         super().__init__(save_dir=str(run_dir), name="", version="")
-        self.keep_before_step = keep_before_step
+        self.keep_before_step, self.keep_last_row = keep_before_step, keep_last_row
 
     @property
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:  # a new run has no metrics.csv yet: nothing to keep
-            self._experiment = _ContinuingWriter(self.log_dir, self.keep_before_step or 0)
+            self._experiment = _ContinuingWriter(self.log_dir, self.keep_before_step or 0, self.keep_last_row)
         return self._experiment
 
 
@@ -140,11 +152,13 @@ def wandb_line(run_dir: Path, run) -> Optional[str]:
     return f"W&B run: {run.url}"
 
 
-def build_loggers(
-    cfg: DictConfig, run_dir: Path, run_id: str, resume_step: Optional[int] = None
-) -> list[Logger]:
-    """run_id names the W&B run at a run's first start; later starts continue the id stored then."""
-    loggers: list[Logger] = [RunCSVLogger(run_dir, resume_step)]
+def build_loggers(cfg: DictConfig, run_dir: Path, run_id: str, resume=None) -> list[Logger]:
+    """run_id names the W&B run at a run's first start; later starts continue the id stored then.
+    resume: a resume's grok_lightning.rundir.Resume (its step, the rows at its last step it keeps)."""
+    csv_logger = (
+        RunCSVLogger(run_dir, resume.step, resume.keeps_last_row) if resume else RunCSVLogger(run_dir)
+    )
+    loggers: list[Logger] = [csv_logger]
     if cfg.logger == "csv":
         return loggers
     start = time.perf_counter()

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from grok_lightning.figures import TEST, TRAIN, new_figure
 
@@ -55,9 +55,15 @@ def seed_statistics(stats: dict, title: str) -> Figure:
     budget = stats["max_steps"]
     ax_steps.hist(steps, bins=np.linspace(0, budget, 21), color=TEST, alpha=0.85)
     ax_steps.set_xlim(0, budget)
+    ax_steps.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
     ax_steps.set_xlabel("step of test acc >= 0.99 and test loss < 1e-2")
     ax_steps.set_ylabel("models")
-    ax_steps.set_title(f"{stats['solved']} of {stats['models']} solved within {budget:,}", fontsize=10)
+    head = f"{stats['solved']} of {stats['models']} solved within {budget:,}"
+    nominal = stats.get("nominal_steps")
+    if nominal and nominal < budget:  # the nominal budget inside an adaptive or to-the-cap sweep
+        ax_steps.axvline(nominal, color="0.3", lw=1, ls="--")
+        head += f"\n{stats['solved_by_nominal']} by the nominal {nominal:,} (dashed), {stats['stuck']} stuck"
+    ax_steps.set_title(head, fontsize=10)
     for ax, key, xlabel in (
         (ax_keys, "n_key_frequencies", "key frequencies per model"),
         (ax_neurons, "neurons_per_frequency", "neurons on one key frequency"),
@@ -75,5 +81,5 @@ def seed_statistics(stats: dict, title: str) -> Figure:
         ax.grid(axis="y", alpha=0.3)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title, fontsize=12)
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.16, top=0.82, wspace=0.25)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.16, top=0.78, wspace=0.25)
     return fig

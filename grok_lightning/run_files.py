@@ -5,6 +5,8 @@ Lightning here; torch only to open a checkpoint."""
 from __future__ import annotations
 
 import csv
+import io
+import json
 import math
 import re
 from pathlib import Path
@@ -70,6 +72,31 @@ def read_metrics_table(path: Path) -> tuple[list[str], list[dict]]:
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         raise RunError(f"{path}: unreadable ({first_line(exc)})") from None
     return names, rows
+
+
+def complete_csv(path: Path) -> tuple[list[str], list[dict]]:
+    """(header, rows) of a CSV file as written so far, without a last line that a kill cut short
+    (no newline yet); ([], []) if absent. Column names as written (no renaming)."""
+    if not path.is_file():
+        return [], []
+    try:
+        text = path.read_text()
+        reader = csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1]))
+        rows = list(reader)
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise RunError(f"{path}: unreadable ({first_line(exc)})") from None
+    if any(None in row for row in rows):  # DictReader's key for fields past the header
+        raise RunError(f"{path}: a row has more fields than its header")
+    return list(reader.fieldnames or []), rows
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    """summary.json as a mapping, or None when absent or unreadable."""
+    try:
+        data = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def numbers(rows: list[dict], names: list[str], path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -106,6 +106,10 @@ def seed_statistics(
             continue
         keys = [int(f) for f in str(r.get("key_frequencies") or "").split()]
         per_freq.update(histories.neurons_per_key_frequency(nf, keys).values())
+    for r in rows:  # sweeps written before the fate: judge it from the history's end
+        h = hist.get(r["model_id"])
+        if not r.get("fate") and h is not None:
+            r["fate"] = fate_at(h, budget, int(h["steps"][-1]) + 1).fate
     stuck = sum(1 for r, s in zip(rows, solved) if s is None and r.get("fate") in ("stuck", "did not fit"))
     interval = median_interval(steps)
     out = {

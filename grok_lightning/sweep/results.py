@@ -14,6 +14,7 @@ from grok_lightning import config as C
 from grok_lightning import runs
 from grok_lightning.loggers import wandb_mode
 from grok_lightning.outcome import OUTCOMES
+from grok_lightning.run_files import RunError, complete_csv
 from grok_lightning.sweep.batch import SUMMARY_COLUMNS
 from grok_lightning.sweep.plan import batches_done
 from grok_lightning.sweep.spec import Model, Sweep, SweepError, resolve_key
@@ -34,10 +35,37 @@ def row_prefix(sweep: Sweep, model: Model) -> dict:
     return row
 
 
-def results_columns(sweep: Sweep) -> list[str]:
+def key_columns(sweep: Sweep) -> list[str]:
+    """The columns of results.csv that say which model a row is."""
     cols = ["model_id", *sweep.grid]
     cols += [k for k in ("optim.lr", "optim.weight_decay") if k not in cols]
-    return cols + ["seed", *SUMMARY_COLUMNS, "group", "batch", "rank"]
+    return cols + ["seed"]
+
+
+def results_columns(sweep: Sweep) -> list[str]:
+    return key_columns(sweep) + [*SUMMARY_COLUMNS, "group", "batch", "rank"]
+
+
+def check_out_dir(sweep: Sweep) -> None:
+    """The out_dir must be a directory (or not exist yet), and a results.csv there must be this
+    sweep's (the same models under the same grid keys): merge would replace another sweep's table,
+    while the same sweep again reruns what is missing. Raises ConfigError before anything is written."""
+    out, path = sweep.out_dir, sweep.out_dir / "results.csv"
+    if out.exists() and not out.is_dir():
+        raise C.ConfigError(f"out_dir={out}: not a directory")
+    try:
+        header, rows = complete_csv(path)
+    except RunError as exc:
+        raise C.ConfigError(f"out_dir={out}: {exc}; give another out_dir=") from None
+    keys = key_columns(sweep)
+    if path.is_file() and (
+        header[: len(keys)] != keys or [r.get("model_id") for r in rows] != [m.id for m in sweep.models]
+    ):
+        raise C.ConfigError(
+            f"out_dir={out} holds another sweep's results ({len(rows)} models in results.csv, this "
+            f"sweep has {len(sweep.models)}, other models or grid keys); give another out_dir=, or "
+            f"remove {out} to start afresh"
+        )
 
 
 def merge(sweep: Sweep) -> list[dict]:

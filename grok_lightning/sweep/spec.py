@@ -300,7 +300,11 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
             build_module(group.cfg, [first.seed], [first.lr], [first.weight_decay])
         except (C.ConfigError, ValueError) as exc:
             raise C.ConfigError(f"grid point {fmt_point(points[first.point])}: {exc}") from None
-    return Sweep(sweep_name, scfg, base, resolved, seeds, points, models, list(groups.values()), out_dir)
+    sweep = Sweep(sweep_name, scfg, base, resolved, seeds, points, models, list(groups.values()), out_dir)
+    from grok_lightning.sweep.results import check_out_dir  # results imports this module
+
+    check_out_dir(sweep)  # another sweep's results there are never replaced
+    return sweep
 
 
 def drop(container: dict, dotted: str) -> None:

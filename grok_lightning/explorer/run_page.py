@@ -98,7 +98,7 @@ def _read_json(path: Path) -> dict:
 
 
 def config_line(cfg) -> str:
-    items = {f"data.{k}": v for k, v in cfg.data.items()}
+    items = {f"data.{k}": v for k, v in cfg.data.items() if v is not None}  # data.seed: unset = train.seed
     items.update({k: OmegaConf.select(cfg, k) for k in SHOWN_KEYS if OmegaConf.select(cfg, k) is not None})
     items["steps"] = cfg.train.max_steps
     if cfg.train.get("step_cap", 0) > cfg.train.max_steps:

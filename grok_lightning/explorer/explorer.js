@@ -912,12 +912,13 @@
     const p = panel(row, "Stuck vs generalising: " + S.generalised + " of " + S.models + " models generalised within " + fmtStep(S.budget) + " steps",
       "each model's features at initialisation and in a short re-training (name@step, " + fmtStep(S.retrain_steps || 0) + " steps), and of its training split (split_*). " +
       "AUC: how well the feature alone tells the fates apart (1: higher in the generalised models, 0: lower, 0.5: no difference); " +
-      "p over all: how often shuffled fates give any feature a separation as large. python -m grok_lightning.seed_features wrote it.");
+      "p over all: how often shuffled fates give any feature a separation as large; " +
+      "rho: rank correlation with the step the model generalised at (never: last). python -m grok_lightning.seed_features wrote it.");
     if (S.verdict) p.appendChild(el("div", { class: "sub", id: "seed-features-verdict", text: S.verdict }));
     const table = el("table", { class: "numbers", id: "seed-features-table" });
-    table.appendChild(el("tr", {}, ["feature", "mean generalised", "mean not generalised", "AUC", "p over all"].map((h) => el("th", { text: h }))));
+    table.appendChild(el("tr", {}, ["feature", "mean generalised", "mean not generalised", "AUC", "p over all", "rho"].map((h) => el("th", { text: h }))));
     for (const r of S.rows) {
-      const cells = [r.feature, fmtNum(r.generalised), fmtNum(r.not_generalised), r.auc == null ? "–" : r.auc.toFixed(2), fmtNum(r.p_family)];
+      const cells = [r.feature, fmtNum(r.generalised), fmtNum(r.not_generalised), r.auc == null ? "–" : r.auc.toFixed(2), fmtNum(r.p_family), r.rho == null ? "–" : r.rho.toFixed(2)];
       table.appendChild(el("tr", {}, cells.map((t) => el("td", { text: t }))));
     }
     p.appendChild(el("div", { class: "scroll" }, [table]));
@@ -969,9 +970,14 @@
     const sq = perCell > 100 ? 6 : perCell > 16 ? 9 : 13, pitch = sq + 1;
     const cellW = cols * pitch + 8, cellH = rows * pitch + 8;
     const X = D.axes.x.values, Y = D.axes.y.values;
+    const measure = document.createElement("canvas").getContext("2d");
+    measure.font = FONT;
     const panelViews = D.axes.panels.map((title, pi) => {
-      const m = { l: 64, t: title ? 32 : 20, r: 8, b: 34 };
-      const W = Math.max(150, m.l + X.length * cellW + m.r), H = m.t + Y.length * cellH + m.b;
+      // the flag combination in full, one key=value per line; the panel is as wide as its title
+      const lines = title ? title.split("\n") : [];
+      const titleW = Math.max(0, ...lines.map((s) => Math.ceil(measure.measureText(s).width)));
+      const m = { l: 64, t: 20 + 14 * lines.length, r: 8, b: 34 };
+      const W = Math.max(150, m.l + X.length * cellW + m.r, 8 + titleW + 8), H = m.t + Y.length * cellH + m.b;
       const box = el("div", { class: "cell" });
       pgrid.appendChild(box);
       const v = canvas(box, W, H, "phase-" + pi);
@@ -982,7 +988,7 @@
         const c = D.cells.findIndex((cell) => cell.panel === pi && cell.x === xi && cell.y === yi);
         if (c >= 0) select(c);
       });
-      return { v: v, m: m, title: title, W: W, H: H };
+      return { v: v, m: m, lines: lines, W: W, H: H };
     });
 
     function cellOrigin(c) {
@@ -1002,7 +1008,7 @@
         g.fillStyle = "#222";
         g.textAlign = "left";
         g.textBaseline = "alphabetic";
-        if (pv.title) g.fillText(pv.title, pv.m.l, 12);
+        pv.lines.forEach((s, i) => g.fillText(s, 8, 14 + 14 * i));
         g.font = SMALL;
         g.fillStyle = "#444";
         g.textAlign = "center";
@@ -1077,7 +1083,7 @@
       detail.textContent = "";
       const ids = members[c];
       const cell = D.cells[c];
-      const where = [D.axes.panels[cell.panel], D.axes.x.key ? D.axes.x.label + "=" + X[cell.x] : "", D.axes.y.key ? D.axes.y.label + "=" + Y[cell.y] : ""].filter(Boolean).join(", ");
+      const where = [D.axes.panels[cell.panel].replace(/\n/g, ", "), D.axes.x.key ? D.axes.x.label + "=" + X[cell.x] : "", D.axes.y.key ? D.axes.y.label + "=" + Y[cell.y] : ""].filter(Boolean).join(", ");
       const p = panel(detail, "Cell " + (where || "(all models)") + ": " + ids.length + " model" + (ids.length === 1 ? "" : "s"),
         "train and test loss of each model in the cell (test " + (ids.length <= 40 ? "dashed" : "lighter") + "), coloured by its class at these thresholds.");
       p.id = "cell-detail";

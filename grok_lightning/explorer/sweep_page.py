@@ -18,7 +18,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from grok_lightning.outcome import OUTCOMES
-from grok_lightning.phase_diagram import DIVERGED_COLOUR, OUTCOME_COLOURS, _fmt, short_name
+from grok_lightning.phase_diagram import DIVERGED_COLOUR, OUTCOME_COLOURS, _fmt, flags_label, short_name
 
 from . import ExplorerError
 from ._page import finite_or_none, packed, write_page
@@ -65,9 +65,7 @@ def sweep_payload(sweep_dir: Path) -> dict:
         "axes": {
             "x": _axis(x, xs),
             "y": _axis(y, ys),
-            "panels": [
-                ", ".join(f"{short_name(k)}={_fmt(v)}" for k, v in zip(facets, key)) for key in panel_of
-            ],
+            "panels": [flags_label(facets, key) for key in panel_of],  # one flag per line, as the PNG
         },
         "cells": [{"panel": p, "x": xi, "y": yi} for (p, xi, yi) in cells],
         "models": model_payload(rows, cell_of),
@@ -204,6 +202,7 @@ def seed_features_payload(sweep_dir: Path, notes: list) -> Optional[dict]:
                 "not_generalised": finite_or_none(r["not_generalised"].get("mean")),
                 "auc": finite_or_none(r["auc"]),
                 "p_family": finite_or_none(r.get("p_family")),
+                "rho": finite_or_none(r.get("rho_solved_step")),
             }
             for r in saved["features"][:SEED_FEATURE_ROWS]
         ]

@@ -117,12 +117,9 @@ class PlainProgress(L.Callback):
         if not trainer.is_global_zero:
             return
         items = progress_items(trainer, pl_module)
-        budget = getattr(pl_module, "budget", None)
-        limit = (
-            f" / {budget.nominal:,}" + (f" (cap {budget.cap:,})" if budget and budget.adaptive else "")
-            if budget
-            else ""
-        )
+        budget, limit = getattr(pl_module, "budget", None), ""
+        if budget is not None:
+            limit = f" / {budget.nominal:,}" + (f" (cap {budget.cap:,})" if budget.adaptive else "")
         step = items.pop("step")
         print(f"step {step:,}{limit}  " + "  ".join(f"{k} {v}" for k, v in items.items()), flush=True)
 

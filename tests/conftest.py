@@ -54,6 +54,16 @@ def train_quietly(task: str, preset, overrides) -> Path:
     return Path(train(C.load(task, preset, list(overrides)), console=Console(quiet=True)))
 
 
+def run_sweep_file(root, name: str, text: str) -> Path:
+    """Write a sweep file under root and run it in this process; returns its out_dir."""
+    from grok_lightning import sweep as S
+
+    (Path(root) / f"{name}.yaml").write_text(text)
+    out = Path(root) / "out"
+    assert S.main([f"sweep={Path(root) / f'{name}.yaml'}", f"out_dir={out}"]) == 0
+    return out
+
+
 def only_run(root, task="modadd") -> Path:
     """The single run directory a test wrote under root/<task>."""
     (run_dir,) = list((Path(root) / task).iterdir())

@@ -24,7 +24,14 @@ from grok_lightning.callbacks.trajectory import default_cadence, read_trajectory
 from grok_lightning.explorer import PAGE_NAME, log_page_to_wandb, write_run_page, write_sweep_page
 from grok_lightning.explorer.measure import browser_missing, console_errors, start_browser
 from grok_lightning.train import build_module, main
-from tests.conftest import TINY_P13, callbacks_off, make_loss_nan_after, read_csv_rows, train_quietly
+from tests.conftest import (
+    TINY_P13,
+    callbacks_off,
+    make_loss_nan_after,
+    read_csv_rows,
+    run_sweep_file,
+    train_quietly,
+)
 
 PNG_OFF = callbacks_off("trajectory")  # every figure off; the page's frames stay
 COMMON = ["logger=csv", "train.progress_bar=false", "model.init=torch", "train.max_steps=300", *PNG_OFF]
@@ -361,12 +368,7 @@ calibration: {enabled: false}
 @pytest.fixture(scope="module")
 def real_sweep(tmp_path_factory):
     """A real mini sweep (grok_lightning.sweep): results.csv, sweep.yaml and histories/ as written."""
-    from grok_lightning import sweep as S
-
-    root = tmp_path_factory.mktemp("real_sweep")
-    (root / "mini.yaml").write_text(REAL_SWEEP)
-    assert S.main([f"sweep={root / 'mini.yaml'}", f"out_dir={root / 'out'}"]) == 0
-    return root / "out"
+    return run_sweep_file(tmp_path_factory.mktemp("real_sweep"), "mini", REAL_SWEEP)
 
 
 def test_real_sweep_page_has_every_model_its_curves_and_frequencies(real_sweep):

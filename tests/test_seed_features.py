@@ -11,7 +11,7 @@ import torch
 
 from grok_lightning import histories
 from grok_lightning import seed_features as SF
-from tests.conftest import TINY, read_csv_rows
+from tests.conftest import TINY, read_csv_rows, run_sweep_file
 
 
 # ------------------------------------------------------------------------------ pure functions
@@ -133,12 +133,7 @@ calibration: {enabled: false}
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory):
     """A real tiny sweep (two splits x three initialisations), fates set by hand: half generalised."""
-    from grok_lightning import sweep as S
-
-    root = tmp_path_factory.mktemp("seed_features")
-    (root / "tiny.yaml").write_text(TINY_SWEEP)
-    out = root / "out"
-    assert S.main([f"sweep={root / 'tiny.yaml'}", f"out_dir={out}"]) == 0
+    out = run_sweep_file(tmp_path_factory.mktemp("seed_features"), "tiny", TINY_SWEEP)
     rows = read_csv_rows(out / "results.csv")
     for k, r in enumerate(rows):
         r["solved_step"] = "30" if k % 2 else ""

@@ -7,19 +7,21 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from grok_lightning.model import ACTIVATIONS, EMBED_MODES, FactoredMLP, FactoredMLPConfig
 from grok_lightning.objectives import Multiclass
 from grok_lightning.original_init import MissingExtraError, load_original_params
 from grok_lightning.schema import AT_LEAST_ONE, Choices, ConfigError, Rules, RunConfig
+from grok_lightning.tasks import operations
 from grok_lightning.tasks.base import FullBatchDataModule, Task, section_as
 
 
 @dataclass
 class ModAddData:
     p: int = 67
-    symmetric: bool = True  # only pairs a <= b, as every original preset
+    op: str = "add"  # the operation mod p: a name of grok_lightning.tasks.operations.OPS
+    symmetric: bool = True  # only pairs a <= b, as every original preset (symmetric ops only)
     train_fraction: float = 0.4
     seed: Optional[int] = None  # the split's seed; None: the run's train.seed. Set: every model of a
     # batch gets this one split, so a sweep can cross splits (grid.data.seed) with initialisations (seeds)
@@ -32,6 +34,7 @@ class ModAddConfig(RunConfig):
 
 
 CHOICES: Choices = {
+    "data.op": tuple(operations.OPS),
     "model.embed": EMBED_MODES,
     "model.activation": ACTIVATIONS,
     "model.init": ("torch", "original"),
@@ -48,7 +51,15 @@ RULES: Rules = {
 
 
 def validate(cfg: DictConfig) -> None:
-    """The fixed circle's frequencies must exist mod p, and it must leave something to train."""
+    """The operation must be defined mod p (division needs a prime p) and, with data.symmetric, give
+    f(a, b) == f(b, a); the fixed circle's frequencies must exist mod p, and it must leave something to
+    train."""
+    d = cfg.data
+    op = operations.get(OmegaConf.select(d, "op", default="add"))  # its name is already one of CHOICES
+    if op.needs_prime and not operations.is_prime(d.p):
+        raise ConfigError(f"data.op={op.name} needs a prime data.p; {d.p} is not prime")
+    if d.symmetric and not op.symmetric:
+        raise ConfigError(f"data.op={op.name} is not symmetric: set data.symmetric=false")
     m = cfg.model
     if m.embed != "fixed":
         return
@@ -62,11 +73,8 @@ def validate(cfg: DictConfig) -> None:
 
 
 def all_pairs(p: int, symmetric: bool) -> np.ndarray:
-    """[N, 2] pairs: unordered a <= b listed a-outer b-inner (p(p+1)/2), or all p^2 ordered."""
-    a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
-    a, b = a.ravel(), b.ravel()
-    keep = a <= b if symmetric else np.ones_like(a, dtype=bool)
-    return np.stack([a[keep], b[keep]], axis=1)
+    """[N, 2] pairs of addition: unordered a <= b listed a-outer b-inner (p(p+1)/2), or all p^2 ordered."""
+    return operations.pairs(p, "add", symmetric)
 
 
 def split_indices(n: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,12 +87,18 @@ def split_indices(n: int, train_fraction: float, seed: int) -> tuple[np.ndarray,
 class ModAddDataModule(FullBatchDataModule):
     """One split per entry of `seeds` (the split seeds: the models' own seeds unless data.seed is set)."""
 
-    def __init__(self, p: int, train_fraction: float, seeds: Sequence[int], symmetric: bool = True):
+    def __init__(
+        self, p: int, train_fraction: float, seeds: Sequence[int], symmetric: bool = True, op: str = "add"
+    ):
         self.p, self.train_fraction, self.symmetric = p, train_fraction, symmetric
+        self.operation = operations.get(op)
+        self.op = self.operation.name
+        if self.operation.needs_prime and not operations.is_prime(p):
+            raise ValueError(f"operation {self.op} needs a prime p; {p} is not prime")
         super().__init__(seeds)
 
     def build(self) -> None:
-        pairs = torch.as_tensor(all_pairs(self.p, self.symmetric))
+        pairs = torch.as_tensor(operations.pairs(self.p, self.operation, self.symmetric))
         n = len(pairs)
         n_train = int(self.train_fraction * n)
         if n_train < 1 or n_train >= n:
@@ -95,8 +109,8 @@ class ModAddDataModule(FullBatchDataModule):
         train = pairs[torch.as_tensor(np.stack([tr for tr, _ in splits]))]  # [K, n_train, 2]
         test = pairs[torch.as_tensor(np.stack([te for _, te in splits]))]
         self.train_inputs, self.test_inputs = (train[..., 0], train[..., 1]), (test[..., 0], test[..., 1])
-        self.train_targets = (train[..., 0] + train[..., 1]) % self.p
-        self.test_targets = (test[..., 0] + test[..., 1]) % self.p
+        self.train_targets = self.operation.fn(train[..., 0], train[..., 1], self.p)
+        self.test_targets = self.operation.fn(test[..., 0], test[..., 1], self.p)
 
 
 def split_seeds(cfg: DictConfig, seeds: Sequence[int]) -> list[int]:
@@ -105,7 +119,9 @@ def split_seeds(cfg: DictConfig, seeds: Sequence[int]) -> list[int]:
 
 
 def build_datamodule(cfg: DictConfig, seeds: Sequence[int]) -> ModAddDataModule:
-    return ModAddDataModule(cfg.data.p, cfg.data.train_fraction, split_seeds(cfg, seeds), cfg.data.symmetric)
+    op = OmegaConf.select(cfg, "data.op", default="add")
+    d = cfg.data
+    return ModAddDataModule(d.p, d.train_fraction, split_seeds(cfg, seeds), d.symmetric, op)
 
 
 def build_model(cfg: DictConfig, seeds: Sequence[int]) -> FactoredMLP:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from grok_lightning import config as C
 from grok_lightning.module import GrokModule
+from grok_lightning.schema import OptimConfig
 from grok_lightning.tasks import TASKS
 
 
@@ -29,11 +30,22 @@ def build_module(
         log_every=C.log_every(cfg),
         steps_per_call=cfg.train.steps_per_call,
         budget=C.budget(cfg),
+        optim_options=optim_options(cfg),
         **kw,
     )
     module.config_yaml = C.to_yaml(cfg)
     datamodule.n_calls = -(-module.max_steps // cfg.train.steps_per_call)  # up to the budget's cap
     return datamodule, module
+
+
+# BatchedAdam's options from cfg.optim; a config older than these keys gets the schema's defaults (off)
+OPTIM_OPTIONS = ("grokfast", "grokfast_alpha", "grokfast_lamb", "grokfast_window", "warmup_steps")
+
+
+def optim_options(cfg: DictConfig) -> dict:
+    """cfg.optim's Grokfast filter and warmup settings, as BatchedAdam takes them."""
+    off = OptimConfig()
+    return {k: OmegaConf.select(cfg, f"optim.{k}", default=getattr(off, k)) for k in OPTIM_OPTIONS}
 
 
 def build_run_module(cfg: DictConfig):

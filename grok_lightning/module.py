@@ -48,12 +48,14 @@ class GrokModule(L.LightningModule):
         steps_per_call: int = 1,
         model_labels: Optional[Sequence[str]] = None,
         budget: Optional[Budget] = None,
+        optim_options: Optional[dict] = None,  # BatchedAdam's grokfast* and warmup_steps (build_module)
     ):
         super().__init__()
         self.automatic_optimization = False
         self.model, self.objective = model, objective
         self.lr, self.weight_decay = list(lr), list(weight_decay)
         self.regularization, self.betas, self.eps = regularization, tuple(betas), eps
+        self.optim_options = dict(optim_options or {})
         # max_steps: the nominal budget; the loop runs to the budget's cap (grok_lightning.fate)
         self.budget = budget or Budget(nominal=max_steps, cap=max_steps, margin=max_steps, window=max_steps)
         self.nominal, self.max_steps = self.budget.nominal, self.budget.cap
@@ -102,6 +104,7 @@ class GrokModule(L.LightningModule):
             betas=self.betas,
             eps=self.eps,
             decay=self.regularization,
+            **self.optim_options,
         )
 
     def training_step(self, batch, batch_idx):

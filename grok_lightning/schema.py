@@ -28,6 +28,13 @@ class OptimConfig:
     beta1: float = 0.9
     beta2: float = 0.98
     eps: float = 1e-8
+    # Grokfast (Lee et al. 2024): g + lamb * (slow part of g) before the Adam step
+    # (docs/experiments.md, "Grokfast")
+    grokfast: str = "none"  # none | ema: mu <- alpha*mu + (1-alpha)*g | ma: mean of the last `window` g
+    grokfast_alpha: float = 0.98  # ema's momentum
+    grokfast_lamb: float = 2.0  # amplification of the slow part (the reference's MA runs use 5.0)
+    grokfast_window: int = 100  # ma's window, in updates (no change until it is full)
+    warmup_steps: int = 0  # linear lr warmup: update t (0-based) uses lr * min(t / warmup_steps, 1); 0 = none
 
 
 @dataclass
@@ -112,6 +119,7 @@ class RunConfig:
 CHOICES: Choices = {
     "logger": ("auto", "wandb", "csv"),
     "optim.regularization": ("l2", "l1", "none"),
+    "optim.grokfast": ("none", "ema", "ma"),
     "train.precision": ("32", "64", "original", "64_mm32", "tf32", "bf16"),
     "train.accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
 }
@@ -122,6 +130,10 @@ RULES: Rules = {
     "optim.beta1": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "optim.beta2": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "optim.eps": (lambda v: v > 0, "must be > 0"),
+    "optim.grokfast_alpha": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "optim.grokfast_lamb": (lambda v: v >= 0, "must be >= 0"),
+    "optim.grokfast_window": AT_LEAST_ONE,
+    "optim.warmup_steps": (lambda v: v >= 0, "must be >= 0 (0 = no warmup)"),
     "train.max_steps": AT_LEAST_ONE,
     "train.log_every": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 500)"),
     "train.checkpoint_every": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 100)"),

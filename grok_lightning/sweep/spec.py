@@ -34,6 +34,17 @@ PRESENTATION_KEYS = (
     "train.checkpoint_every",
 )
 
+# Keys added after sweeps were first run, at the value that changes nothing: left out of a model's
+# identity while at it, so a sweep run before they existed keeps its model ids and resumes.
+OFF_VALUES = {
+    "data.op": "add",
+    "optim.grokfast": "none",
+    "optim.grokfast_alpha": 0.98,
+    "optim.grokfast_lamb": 2.0,
+    "optim.grokfast_window": 100,
+    "optim.warmup_steps": 0,
+}
+
 
 class SweepError(RuntimeError):
     """A sweep that cannot finish as asked (another rank never delivered, a device is missing)."""
@@ -278,6 +289,9 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
         identity = OmegaConf.to_container(cfg)
         for key in (*PRESENTATION_KEYS, "train.seed"):
             drop(identity, key)
+        for key, off in OFF_VALUES.items():
+            if OmegaConf.select(cfg, key) == off:
+                drop(identity, key)
         ident = json.dumps(identity, sort_keys=True)
         for key in PER_MODEL_KEYS:
             drop(identity, key)

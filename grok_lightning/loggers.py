@@ -102,14 +102,30 @@ def wandb_mode() -> str:
     return "online" if wandb_credentials_present() else "offline"
 
 
-# W&B may add at most WANDB_PROBE_S + WANDB_INIT_TIMEOUT_S seconds when its server is unreachable.
+# W&B may add at most WANDB_PROBE_S + WANDB_INIT_TIMEOUT_S seconds when its server is unreachable
+# or silent: the probe asks for an answer, not only a connection, and a server that gives none
+# sends the run to W&B's offline mode (local, nothing waits on the network).
 WANDB_PROBE_S = 3.0
 WANDB_INIT_TIMEOUT_S = 7.0
 
 
+def _server_answers(host: str, port: int, tls: bool, timeout: float) -> None:
+    """Raises unless the server completes a TLS handshake (https) or sends a first byte back to an
+    HTTP request (http) within `timeout`: a socket that accepts and never answers fails here."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        if tls:
+            import ssl
+
+            with ssl.create_default_context().wrap_socket(sock, server_hostname=host):
+                return
+        sock.sendall(f"HEAD / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        if not sock.recv(1):
+            raise ConnectionError("closed without answering")
+
+
 def wandb_unreachable(timeout: Optional[float] = None) -> Optional[str]:
-    """None if the W&B server accepts a TCP connection within `timeout` seconds (WANDB_PROBE_S),
-    else why not. The probe runs in a thread, so a hanging DNS lookup cannot hold the run up either."""
+    """None if the W&B server answers within `timeout` seconds (WANDB_PROBE_S), else why not. The
+    probe runs in a thread, so a hanging DNS lookup or a silent server cannot hold the run up."""
     timeout = WANDB_PROBE_S if timeout is None else timeout
     url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
     host, port = url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
@@ -117,9 +133,9 @@ def wandb_unreachable(timeout: Optional[float] = None) -> Optional[str]:
 
     def probe() -> None:
         try:
-            socket.create_connection((host, port), timeout=timeout).close()
+            _server_answers(host, port, url.scheme != "http", timeout)
             result["ok"] = True
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             result["error"] = str(exc) or type(exc).__name__
 
     thread = threading.Thread(target=probe, daemon=True)
@@ -128,6 +144,16 @@ def wandb_unreachable(timeout: Optional[float] = None) -> Optional[str]:
     if result.get("ok"):
         return None
     return f"{host}:{port} unreachable: {result.get('error', f'no answer within {timeout:g} s')}"
+
+
+def reachable_wandb_mode() -> str:
+    """wandb_mode(), offline instead of online when the server does not answer (said in one line):
+    the run is kept locally and uploaded later with `wandb sync`."""
+    mode = wandb_mode()
+    if mode == "online" and (reason := wandb_unreachable()):
+        print(f"[grok_lightning] W&B server {reason}; logging offline")
+        return "offline"
+    return mode
 
 
 WANDB_ID_FILE = "run_id"  # <run>/wandb/run_id: the W&B run that every start of this run logs into
@@ -166,9 +192,7 @@ def build_loggers(cfg: DictConfig, run_dir: Path, run_id: str, resume=None) -> l
         import wandb
         from lightning.pytorch.loggers import WandbLogger
 
-        mode = wandb_mode()
-        if mode == "online" and (reason := wandb_unreachable()):
-            raise ConnectionError(reason)
+        mode = reachable_wandb_mode()
         os.environ.setdefault("WANDB_SILENT", "true")  # its banner and footer: wandb_line says it once
         wandb_id = stored_wandb_id(run_dir) or run_id
         wandb_logger = WandbLogger(

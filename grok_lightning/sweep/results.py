@@ -12,7 +12,7 @@ from rich.table import Table
 
 from grok_lightning import config as C
 from grok_lightning import runs
-from grok_lightning.loggers import wandb_mode
+from grok_lightning.loggers import WANDB_INIT_TIMEOUT_S, reachable_wandb_mode
 from grok_lightning.outcome import OUTCOMES
 from grok_lightning.run_files import RunError, complete_csv
 from grok_lightning.sweep.batch import SUMMARY_COLUMNS
@@ -140,7 +140,8 @@ def log_to_wandb(sweep: Sweep, rows: Sequence[dict], fig, table_title: str) -> N
             name=f"sweep-{sweep.name}",
             job_type="sweep",
             dir=str(sweep.out_dir),
-            mode=wandb_mode(),
+            mode=reachable_wandb_mode(),
+            settings=wandb.Settings(init_timeout=WANDB_INIT_TIMEOUT_S),
             config={"sweep": OmegaConf.to_container(sweep.scfg), "grid": sweep.grid, "seeds": sweep.seeds},
         )
         cols = results_columns(sweep)

@@ -13,6 +13,7 @@ from .fourier_stars import FourierStars
 from .loss_gap import LossGap
 from .progress_measures import ProgressMeasures
 from .trajectory import Trajectory
+from .transformer_circuit import TransformerCircuit
 from .weight_heatmaps import WeightHeatmaps
 
 # config key -> (class, the analysis the task must declare; None: every task)
@@ -24,6 +25,7 @@ REGISTRY = {
     "weight_heatmaps": (WeightHeatmaps, "heatmaps"),
     "bit_mass": (BitMass, "bit_mass"),
     "trajectory": (Trajectory, "heatmaps"),  # weight frames for the explorer page
+    "transformer_circuit": (TransformerCircuit, "transformer"),  # model.kind=transformer only
 }
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "LossGap",
     "ProgressMeasures",
     "Trajectory",
+    "TransformerCircuit",
     "WeightHeatmaps",
     "REGISTRY",
     "build_callbacks",
@@ -45,7 +48,8 @@ def build_callbacks(cfg, task, run_dir: Optional[Path], *, include_disabled: boo
     section = cfg.get("callbacks")
     if section is None:
         return []
-    analyses = frozenset(getattr(task, "analyses", ()))
+    analyses_for = getattr(task, "analyses_for", None)  # a Task; a stub may declare just `analyses`
+    analyses = analyses_for(cfg) if analyses_for else frozenset(getattr(task, "analyses", ()))
     out = []
     for key, (cls, needs) in REGISTRY.items():
         toggle = section.get(key)

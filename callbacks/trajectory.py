@@ -83,7 +83,7 @@ class Trajectory(AnalysisCallback):
         freqs = OmegaConf.select(self.cfg, "model.freqs", default=[]) if fixed else None
         return {
             "every": self.every,
-            "analyses": sorted(self.task.analyses),
+            "analyses": sorted(self.task.analyses_for(self.cfg)),
             "activation": getattr(getattr(model, "cfg", None), "activation", None),
             "fixed_embed_freqs": list(freqs) if freqs is not None else None,
             "k": OmegaConf.select(self.cfg, "data.k", default=None),

@@ -87,6 +87,9 @@ class CallbacksConfig:
     progress_measures: CallbackToggle = field(default_factory=CallbackToggle)  # progress/ Nanda et al.
     bit_mass: CallbackToggle = field(default_factory=CallbackToggle)  # parity: |W_input| on bits 1..k
     trajectory: CallbackToggle = field(default_factory=CallbackToggle)  # explorer frames (max_steps // 200)
+    # model.kind=transformer only: circuit/ scalars (embedding Gini, restricted / excluded loss) and
+    # its end-of-run figures (callbacks/transformer_circuit.py)
+    transformer_circuit: CallbackToggle = field(default_factory=CallbackToggle)
 
 
 @dataclass

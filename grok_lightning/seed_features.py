@@ -257,7 +257,7 @@ def read_sweep(sweep_dir: Path) -> tuple[DictConfig, list[dict]]:
     if not isinstance(spec, DictConfig) or "first_model_config" not in spec:
         raise FeatureError(f"{sweep_dir / 'sweep.yaml'}: no first_model_config (not written by a sweep)")
     task = TASKS.get(str(spec.get("task")))
-    if task is None or "fourier" not in task.analyses:
+    if task is None or "fourier" not in task.analyses_for(spec.first_model_config):
         raise FeatureError(f"{sweep_dir}: task {spec.get('task')!r} is not modular addition")
     if (sweep_dir / "results.csv").is_file():
         with open(sweep_dir / "results.csv", newline="") as f:

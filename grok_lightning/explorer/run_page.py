@@ -62,7 +62,7 @@ def run_payload(run_dir: Path) -> dict:
         )
     else:
         meta = traj["meta"]
-        analyses = set(meta.get("analyses") or TASKS[cfg.task].analyses)
+        analyses = set(meta.get("analyses") or TASKS[cfg.task].analyses_for(cfg))
         try:
             frames = frame_payload(
                 traj, analyses, meta, top_k=OmegaConf.select(cfg, "callbacks.dft_sparsity.top_k", default=5)

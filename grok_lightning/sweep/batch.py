@@ -73,7 +73,7 @@ def fit_batch(cfg: DictConfig, models: Sequence[Model], device: torch.device, ca
 
 def batch_frequencies(cfg: DictConfig, module) -> Optional[tuple]:
     """(neuron frequency [K, n], key frequencies per model) where the task has a Fourier view."""
-    if "fourier" not in TASKS[cfg.task].analyses:
+    if "fourier" not in TASKS[cfg.task].analyses_for(cfg):
         return None
     return histories.learned_frequencies(module.model.W_input)
 

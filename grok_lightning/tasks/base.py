@@ -10,6 +10,7 @@ counts the training_step calls of one long epoch.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, TypeVar
 
@@ -25,7 +26,12 @@ Section = TypeVar("Section")
 def section_as(node: DictConfig, cls: type[Section]) -> Section:
     """A validated config section as its dataclass (what a model takes whole)."""
     value = OmegaConf.to_object(node)
-    return value if isinstance(value, cls) else cls(**value)  # a section merged without its schema
+    if type(value) is cls:
+        return value
+    # a section merged without its schema (a dict), or a wider one (modadd's model section holds
+    # the MLP's keys and model.kind / model.transformer): the keys this dataclass has
+    items = value if isinstance(value, dict) else dataclasses.asdict(value)
+    return cls(**{f.name: items[f.name] for f in dataclasses.fields(cls) if f.name in items})
 
 
 class Ticks:
@@ -74,8 +80,16 @@ class Task:
     # Which analysis callbacks apply ("fourier", "heatmaps", "bit_mass", ...): callbacks ask this,
     # never the task's name.
     analyses: frozenset = field(default_factory=frozenset)
+    # where the model a config picks decides them (modadd's model.kind): cfg -> analyses
+    select_analyses: Optional[Callable[[DictConfig], frozenset]] = None
     # Checks on the task's own keys (data.*, model.*), run after the shared ones of
     # grok_lightning.schema; `validate` raises ConfigError for what needs several keys at once.
     choices: Choices = field(default_factory=dict)
     rules: Rules = field(default_factory=dict)
     validate: Optional[Callable[[DictConfig], None]] = None
+
+    def analyses_for(self, cfg: Optional[DictConfig]) -> frozenset:
+        """The analyses that apply to this config's model (the task's own when it has one model)."""
+        if cfg is None or self.select_analyses is None:
+            return self.analyses
+        return self.select_analyses(cfg)

@@ -16,6 +16,14 @@ from grok_lightning.tasks import modadd
 from grok_lightning.tasks.base import Task
 
 
+def validate(cfg: DictConfig) -> None:
+    if cfg.model.kind != "mlp":
+        raise ConfigError(
+            f"model.kind={cfg.model.kind}: fixed_embed trains the MLP on the fixed circle (use modadd)"
+        )
+    modadd.validate(cfg)
+
+
 def build_model(cfg: DictConfig, seeds: Sequence[int]) -> FactoredMLP:
     if cfg.model.embed != "fixed":
         raise ConfigError(f"model.embed={cfg.model.embed!r}: fixed_embed needs embed=fixed (or use modadd)")
@@ -31,5 +39,5 @@ TASK = Task(
     analyses=frozenset({"fourier", "heatmaps"}),
     choices=modadd.CHOICES,
     rules=modadd.RULES,
-    validate=modadd.validate,
+    validate=validate,
 )

@@ -15,6 +15,7 @@ from grok_lightning.original_init import MissingExtraError, load_original_params
 from grok_lightning.schema import AT_LEAST_ONE, Choices, ConfigError, Rules, RunConfig
 from grok_lightning.tasks import operations
 from grok_lightning.tasks.base import FullBatchDataModule, Task, section_as
+from grok_lightning.transformer import BatchedTransformer, TransformerConfig
 
 
 @dataclass
@@ -28,15 +29,25 @@ class ModAddData:
 
 
 @dataclass
+class ModAddModel(FactoredMLPConfig):
+    """The factored MLP's keys, plus which model trains: the MLP (default) or the transformer of
+    Nanda et al. 2023, whose own keys are model.transformer.* (grok_lightning.transformer)."""
+
+    kind: str = "mlp"  # mlp | transformer
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+
+
+@dataclass
 class ModAddConfig(RunConfig):
     data: ModAddData = field(default_factory=ModAddData)
-    model: FactoredMLPConfig = field(default_factory=FactoredMLPConfig)
+    model: ModAddModel = field(default_factory=ModAddModel)
 
 
 CHOICES: Choices = {
     "data.op": tuple(operations.OPS),
     "model.embed": EMBED_MODES,
     "model.activation": ACTIVATIONS,
+    "model.kind": ("mlp", "transformer"),
     "model.init": ("torch", "original"),
     "model.loss_scale": ("per_class", "mean"),
 }
@@ -47,7 +58,13 @@ RULES: Rules = {
     "data.seed": (lambda v: 0 <= v < 2**32, "must be in [0, 2**32) (numpy's RandomState seeds)"),
     "model.d_embed": AT_LEAST_ONE,
     "model.n_neurons": AT_LEAST_ONE,
+    "model.transformer.d_model": AT_LEAST_ONE,
+    "model.transformer.n_heads": AT_LEAST_ONE,
+    "model.transformer.d_head": AT_LEAST_ONE,
+    "model.transformer.d_mlp": AT_LEAST_ONE,
 }
+
+TRANSFORMER_PRECISIONS = ("32", "64")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -61,6 +78,18 @@ def validate(cfg: DictConfig) -> None:
     if d.symmetric and not op.symmetric:
         raise ConfigError(f"data.op={op.name} is not symmetric: set data.symmetric=false")
     m = cfg.model
+    if OmegaConf.select(m, "kind", default="mlp") == "transformer":
+        if cfg.train.precision not in TRANSFORMER_PRECISIONS:
+            raise ConfigError(
+                f"train.precision={cfg.train.precision} is not available for model.kind=transformer "
+                f"(one of {', '.join(TRANSFORMER_PRECISIONS)}; preset=transformer sets its own)"
+            )
+        if m.init != "torch":
+            raise ConfigError(
+                "model.init=original exists only for the MLP; model.kind=transformer draws with torch "
+                "(preset=transformer)"
+            )
+        return
     if m.embed != "fixed":
         return
     if not m.freqs or any(f < 1 or f > (cfg.data.p - 1) // 2 for f in m.freqs):
@@ -124,7 +153,10 @@ def build_datamodule(cfg: DictConfig, seeds: Sequence[int]) -> ModAddDataModule:
     return ModAddDataModule(d.p, d.train_fraction, split_seeds(cfg, seeds), d.symmetric, op)
 
 
-def build_model(cfg: DictConfig, seeds: Sequence[int]) -> FactoredMLP:
+def build_model(cfg: DictConfig, seeds: Sequence[int]):
+    if OmegaConf.select(cfg, "model.kind", default="mlp") == "transformer":
+        settings = section_as(cfg.model.transformer, TransformerConfig)
+        return BatchedTransformer(settings, seeds=seeds, p=cfg.data.p, precision=cfg.train.precision)
     settings = section_as(cfg.model, FactoredMLPConfig)
     model = FactoredMLP(settings, seeds=seeds, p=cfg.data.p, precision=cfg.train.precision)
     if settings.init == "original":
@@ -148,6 +180,13 @@ def build_objective(cfg: DictConfig) -> Multiclass:
     return Multiclass(n_classes=p, scale=1.0 / p if cfg.model.loss_scale == "per_class" else 1.0)
 
 
+def analyses_for(cfg: DictConfig) -> frozenset:
+    """The MLP's Fourier and heatmap views, or the transformer's own (callbacks/transformer_circuit.py)."""
+    if OmegaConf.select(cfg, "model.kind", default="mlp") == "transformer":
+        return frozenset({"transformer"})
+    return frozenset({"fourier", "heatmaps"})
+
+
 TASK = Task(
     name="modadd",
     config_class=ModAddConfig,
@@ -155,6 +194,7 @@ TASK = Task(
     build_model=build_model,
     build_objective=build_objective,
     analyses=frozenset({"fourier", "heatmaps"}),
+    select_analyses=analyses_for,
     choices=CHOICES,
     rules=RULES,
     validate=validate,

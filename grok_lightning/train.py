@@ -7,6 +7,8 @@ pieces live in modules named for what they hold: build, rundir, machine, summary
 
 from __future__ import annotations
 
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -64,13 +66,6 @@ def resolve_config(argv: Sequence[str]) -> tuple[DictConfig, Optional[Path]]:
 def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[Console] = None):
     """Fit one run and write its directory; returns its RunRecord (path-like: the run directory),
     whose summary["status"] says how it ended (finished / interrupted / diverged)."""
-    from grok_lightning.callbacks import build_callbacks
-    from grok_lightning.early_warning import EarlyWarning
-    from grok_lightning.interrupt import GracefulStop
-    from grok_lightning.loggers import build_loggers, finish_loggers
-    from grok_lightning.record import RunRecord
-    from grok_lightning.trainer import build_trainer
-
     console = console or Console()
     if cfg.train.flush_denormal:
         torch.set_flush_denormal(True)
@@ -86,28 +81,44 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
         run_dir, lock, resume = open_run_dir(cfg, resume_dir, module)
     except RunFinished as done:
         return finished_run(done, console)
-    with lock:  # released however the run ends
-        console.print(config_tree(cfg))
-        console.print(f"run directory: [bold]{run_dir}[/]")
-        ckpt = runs.last_checkpoint(run_dir) if resume else None
-        loggers = build_loggers(cfg, run_dir, run_dir.name, resume)
-        stopper = GracefulStop()
-        analyses = build_callbacks(cfg, TASKS[cfg.task], run_dir)
-        warning = EarlyWarning.for_config(cfg)  # a forecast on the progress line, where one exists
-        analyses += [warning] if warning else []
-        # after the analyses: they restore their state first (rundir.AsUninterrupted)
-        continued = [AsUninterrupted(resume, analyses, cfg.train.steps_per_call)] if resume else []
-        trainer = build_trainer(cfg, run_dir, [*analyses, stopper, *continued], loggers)
-        start = time.perf_counter()
-        status, diverged_at = "finished", None
-        try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
-        except Diverged as exc:
-            status, diverged_at = "diverged", exc.step
-        if stopper.received is not None:
-            status = "interrupted"
-        wall = time.perf_counter() - start
+    try:
+        with lock:  # released however the run ends
+            return _fit_and_write(cfg, console, datamodule, module, run_dir, resume)
+    except KeyboardInterrupt:
+        if resume is None and not runs.last_checkpoint(run_dir):  # nothing trained: leave nothing
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
+
+def _fit_and_write(cfg: DictConfig, console: Console, datamodule, module, run_dir: Path, resume):
+    """Fit in the open run directory, then write its final files whole (signals deferred)."""
+    from grok_lightning.callbacks import build_callbacks
+    from grok_lightning.early_warning import EarlyWarning
+    from grok_lightning.interrupt import Deferred, GracefulStop
+    from grok_lightning.loggers import build_loggers
+    from grok_lightning.trainer import build_trainer
+
+    console.print(config_tree(cfg))
+    console.print(f"run directory: [bold]{run_dir}[/]")
+    ckpt = runs.last_checkpoint(run_dir) if resume else None
+    loggers = build_loggers(cfg, run_dir, run_dir.name, resume)
+    stopper = GracefulStop()
+    analyses = build_callbacks(cfg, TASKS[cfg.task], run_dir)
+    warning = EarlyWarning.for_config(cfg)  # a forecast on the progress line, where one exists
+    analyses += [warning] if warning else []
+    # after the analyses: they restore their state first (rundir.AsUninterrupted)
+    continued = [AsUninterrupted(resume, analyses, cfg.train.steps_per_call)] if resume else []
+    trainer = build_trainer(cfg, run_dir, [*analyses, stopper, *continued], loggers)
+    start = time.perf_counter()
+    status, diverged_at = "finished", None
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    except Diverged as exc:
+        status, diverged_at = "diverged", exc.step
+    if stopper.received is not None:
+        status = "interrupted"
+    wall = time.perf_counter() - start
+    with Deferred() as late:  # the final files are written whole, signal or not
         summary = {
             "task": cfg.task,
             "preset": cfg.preset,
@@ -124,13 +135,23 @@ def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[
         }
         if diverged_at is not None:
             summary["diverged_at_step"] = diverged_at
-        runs.write_json(run_dir / "summary.json", summary)
-        page = explorer_page(run_dir, loggers, console)
-        finish_loggers(loggers, status, summary)
-        console.print(end_lines(summary, wall))
-        if page is not None:
-            console.print(f"explorer -> {page}")
-        return RunRecord(run_dir, cfg, history=history_of(module), summary=summary)
+        record = _write_final_files(cfg, console, module, run_dir, loggers, summary)
+    if late.received or stopper.late:
+        console.print("a signal came while the final files were written: they were finished first")
+    return record
+
+
+def _write_final_files(cfg: DictConfig, console: Console, module, run_dir: Path, loggers, summary: dict):
+    from grok_lightning.loggers import finish_loggers
+    from grok_lightning.record import RunRecord
+
+    runs.write_json(run_dir / "summary.json", summary)
+    page = explorer_page(run_dir, loggers, console)
+    finish_loggers(loggers, summary["status"], summary)
+    console.print(end_lines(summary, summary["wall_time_s"]))
+    if page is not None:
+        console.print(f"explorer -> {page}")
+    return RunRecord(run_dir, cfg, history=history_of(module), summary=summary)
 
 
 def finished_run(done: RunFinished, console: Console):
@@ -209,8 +230,26 @@ def wants_print_config(special: dict) -> bool:
     return value == "true"
 
 
+def _sigterm_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # SIGTERM (a scheduler preempting the job) as Ctrl-C until the run's own handlers take over
+    # (grok_lightning.interrupt): before the first step it leaves no run directory behind either
+    try:
+        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str]) -> int:
     try:
         if any(a in ("-h", "--help", "help") for a in argv):
             print(help_text(split_args(argv)[0].get("task")))
@@ -221,6 +260,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(C.to_yaml(cfg), end="")
             return 0
         record = train(cfg, resume_dir)
+    except KeyboardInterrupt:  # before the run's own handlers were installed: nothing was kept
+        print("interrupted before training started; no run directory kept", file=sys.stderr)
+        return 130
     except (C.ConfigError, OSError) as exc:  # OSError: e.g. a full disk (checkpoints are atomic)
         print(f"error: {exc}", file=sys.stderr)
         return 2

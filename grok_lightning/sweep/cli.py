@@ -11,7 +11,7 @@ from grok_lightning.sweep.launch import detect_launch, device_for
 from grok_lightning.sweep.results import phase_axes, phase_bars
 from grok_lightning.sweep.run import run_sweep
 from grok_lightning.sweep.spec import SweepError, available_sweeps, load_sweep
-from grok_lightning.sweep.workers import start_workers, usable_cores, worker_count
+from grok_lightning.sweep.workers import start_workers, usable_cores, watch_parent, worker_count
 
 USAGE = """usage: python -m grok_lightning.sweep sweep=<name or file.yaml> [key=value ...]
 sweeps: {sweeps}. e.g. sweep=parity_phase seeds=3 grid.model.n_neurons=[16,32] train.max_steps=2000
@@ -46,6 +46,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     quiet_lightning()
+    watch_parent()
     try:
         run_sweep(sweep, launch)
     except SweepError as exc:

@@ -13,6 +13,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from typing import Sequence
 
 import torch
@@ -22,6 +24,8 @@ from grok_lightning import config as C
 
 ENV_DEFAULT = "GROK_SWEEP_WORKERS"  # the default of `workers=0` (tests set 1: in-process sweeps)
 ENV_WORKER = "GROK_SWEEP_WORKER"  # set in every worker: "[worker i/N]" in its lines
+ENV_PARENT = "GROK_SWEEP_PARENT"  # the starting process's pid: a worker ends when it is gone
+PARENT_POLL_S = 1.0
 
 
 def usable_cores() -> int:
@@ -68,6 +72,7 @@ def start_workers(argv: Sequence[str], n: int) -> int:
             "WORLD_SIZE": str(n),
             "LOCAL_WORLD_SIZE": str(n),
             ENV_WORKER: "1",
+            ENV_PARENT: str(os.getpid()),
         }
         cmd = [sys.executable, "-m", "grok_lightning.sweep", *argv]
         procs.append(subprocess.Popen(cmd, env=env, start_new_session=True))
@@ -86,3 +91,19 @@ def start_workers(argv: Sequence[str], n: int) -> int:
     if any(c in (130, -signal.SIGINT, -signal.SIGTERM) for c in codes):
         return 130
     return next((c for c in codes if c != 0), 0)
+
+
+def watch_parent() -> None:
+    """In a worker: when the process that started it is gone (killed, even with -9: its workers
+    run in their own session, so nothing else reaches them), stop as after a SIGTERM, at the next
+    step boundary with the batch's state saved, instead of training on as an orphan."""
+    parent = os.environ.get(ENV_PARENT)
+    if not parent:
+        return
+
+    def poll() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(PARENT_POLL_S)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=poll, name="watch-parent", daemon=True).start()

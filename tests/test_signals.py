@@ -38,7 +38,7 @@ def test_sigint_or_sigterm_right_after_the_run_directory_leaves_no_directory(run
 
     for signum in (signal.SIGINT, signal.SIGTERM):
 
-        def signalled(*a, **k):
+        def signalled(*a, signum=signum, **k):
             os.kill(os.getpid(), signum)
             time.sleep(1)  # the handler runs in the main thread at the next bytecode
             raise AssertionError("the signal did not stop the run")
@@ -100,7 +100,8 @@ def test_sweep_workers_end_when_their_parent_is_killed(tmp_path):
     sweep_file = tmp_path / "long.yaml"
     sweep_file.write_text(
         "task: modadd\npreset: main\n"
-        "base: {model: {init: torch, d_embed: 8, n_neurons: 4}, data: {p: 11}, train: {max_steps: 1000000, step_cap: 0}}\n"
+        "base: {model: {init: torch, d_embed: 8, n_neurons: 4}, data: {p: 11},\n"
+        "       train: {max_steps: 1000000, step_cap: 0}}\n"
         "grid: {optim.lr: [1.0e-3, 2.0e-3]}\nseeds: 1\n"
     )
     env = {**os.environ, "GROK_SWEEP_WORKERS": "2", "WANDB_MODE": "disabled"}

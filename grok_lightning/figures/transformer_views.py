@@ -23,6 +23,7 @@ def embedding_spectrum(
     """norms [n_freq] (index 0 = frequency 1): bars, key frequencies dark; beside it the Gini of
     the spectrum over training (Nanda et al. 2023 track it: it rises as the embedding goes sparse)."""
     fig = new_figure(11, 3.8)
+    fig.set_layout_engine("constrained")
     ax, ax_g = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
     freqs = np.arange(1, len(norms) + 1)
     keys = set(int(k) for k in key_freqs)
@@ -45,8 +46,9 @@ def attention_to_a(att: np.ndarray, *, step: Optional[int] = None) -> Figure:
     """att [heads, p (a), p (b)]: the attention weight the "=" position gives to token a, one
     heatmap per head (the rest goes to b and to "=" itself)."""
     n_heads = att.shape[0]
-    fig = new_figure(3.1 * n_heads, 3.4)
-    axes = np.atleast_1d(fig.subplots(1, n_heads))
+    fig = new_figure(3.1 * n_heads + 1.2, 3.6)
+    fig.set_layout_engine("constrained")
+    axes = np.atleast_1d(fig.subplots(1, n_heads, sharey=True))
     for h, ax in enumerate(axes):
         im = ax.imshow(att[h], cmap="viridis", vmin=0, vmax=1, origin="lower", interpolation="nearest")
         ax.set_title(f"head {h}: mean {att[h].mean():.2f}", fontsize=9)
@@ -64,6 +66,7 @@ def neuron_clusters(
     """freqs, frac [d_mlp]: each neuron's best frequency and the share of its activation it
     explains; bars count the neurons explained >= threshold per frequency (the paper's clusters)."""
     fig = new_figure(9, 3.4)
+    fig.set_layout_engine("constrained")
     ax = fig.subplots()
     clustered = freqs[frac >= threshold]
     values, counts = np.unique(clustered, return_counts=True)

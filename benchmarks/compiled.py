@@ -14,8 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmarks import settings
+from grok_lightning.module import build_module
 from grok_lightning.sweep.batch import cpu_settings, padded
-from grok_lightning.train import build_module
 
 WARMUP_STEPS = 3  # after the first (compiling) call: recompiles for a second shape of state, caches
 

@@ -19,7 +19,8 @@ from rich.table import Table
 
 from benchmarks.settings import MODADD_CADENCE, Scale
 from grok_lightning import config as C
-from grok_lightning.train import build_module, train
+from grok_lightning.module import build_module
+from grok_lightning.train import train
 
 
 def plain_ms_per_step(cfg, steps: int) -> float:

@@ -1,41 +1,18 @@
-"""A GrokModule back from a run's saved weights, with the run's data attached (so `module.measure()`
-works at once): a checkpoint's (the model its config builds, the checkpoint's weights and metric
-history), or a trajectory frame's (the collapsed weights the explorer draws at that step)."""
+"""A GrokModule back from a trajectory frame (the collapsed weights the explorer draws at that
+step), with the run's data attached (so `module.measure()` works at once). A checkpoint's module is
+grok_lightning.module.module_from_checkpoint (GrokModule.load_from_checkpoint)."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from grok_lightning.run_files import RunError, config_from, read_checkpoint, read_config
+from grok_lightning.run_files import RunError
 
 # A collapsed FactoredMLP's weights <- the trajectory arrays that are them (any other model's
 # parameters carry the arrays' own names: ParityMLP's W_input, W_output)
 FRAME_ARRAYS = {"embed": "W_input", "embed_a": "W_input", "embed_b": "W_input_b", "unembed": "W_output"}
-
-
-def module_from_checkpoint(path, map_location=None, ckpt: dict | None = None):
-    """GrokModule of the run whose checkpoint `path` is (checkpoints/<name>.ckpt of a run)."""
-    from grok_lightning.build import build_run_module
-
-    path = Path(path)
-    ckpt = ckpt if ckpt is not None else read_checkpoint(path)
-    if ckpt.get("grok_config"):
-        cfg = config_from(ckpt["grok_config"], f"{path} (its config)")
-    else:  # checkpoints written before they carried their config
-        cfg = read_config(path.parent.parent)
-    datamodule, module = build_run_module(cfg)
-    try:
-        module.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise RunError(f"{path} does not fit the model of its config: {str(exc).splitlines()[0]}") from None
-    module.on_load_checkpoint(ckpt)
-    if map_location is not None:
-        module.to(map_location)
-    module.attach_data(datamodule)
-    return module.eval()
 
 
 def module_from_frame(cfg: DictConfig, trajectory: dict, index: int):
@@ -47,10 +24,10 @@ def module_from_frame(cfg: DictConfig, trajectory: dict, index: int):
     no metric history (the run's history is record.history)."""
     import torch
 
-    from grok_lightning.build import build_run_module
     from grok_lightning.callbacks._base import collapsed_weights
     from grok_lightning.callbacks.trajectory import ARRAYS
     from grok_lightning.model import FactoredMLP
+    from grok_lightning.module import build_run_module
 
     frame = {name: trajectory[name][index] for name in ARRAYS if name in trajectory}
     if OmegaConf.select(cfg, "model.init") is not None:

@@ -63,6 +63,9 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        if any(c.isdigit() and not c.isascii() for c in value):  # int("１００") would take them
+            raise ConfigError(f"{key}={value}: write numbers with the digits 0-9")
     try:
         return OmegaConf.from_dotlist(list(overrides))
     except Exception as exc:
@@ -74,6 +77,8 @@ def load(task: str, preset: Optional[str] = None, overrides: Optional[list[str]]
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; available tasks: {', '.join(sorted(TASKS))}")
     task_yaml = _read_yaml(CONFIG_DIR / f"{task}.yaml")
+    if preset is not None and not str(preset).strip():
+        raise ConfigError(f"preset= is empty; available presets: {', '.join(available_presets(task))}")
     preset = preset or task_yaml.pop("default_preset", None)
     task_yaml.pop("default_preset", None)
     presets = available_presets(task)
@@ -89,10 +94,22 @@ def load(task: str, preset: Optional[str] = None, overrides: Optional[list[str]]
     for key in ("task", "preset"):
         if key in layer:
             raise ConfigError(f"{key} cannot be overridden here; pass it as {key}=... to the command")
+    _check_booleans(cfg, layer)
     cfg = _merge(cfg, layer, "override")
     cfg.task, cfg.preset = task, preset
     validate(cfg)
     return cfg
+
+
+def _check_booleans(cfg: DictConfig, layer: DictConfig, prefix: str = "") -> None:
+    """A boolean key takes true or false: OmegaConf would read 2 (or "yes") as True."""
+    for key, value in layer.items():
+        name = f"{prefix}{key}"
+        current = OmegaConf.select(cfg, name, default=None)
+        if isinstance(value, DictConfig):
+            _check_booleans(cfg, value, f"{name}.")
+        elif isinstance(current, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{name}={value}: expected true or false")
 
 
 def validate(cfg: DictConfig) -> None:

@@ -108,7 +108,7 @@ def member_rows(cfg: DictConfig, module, labels: Sequence[dict]) -> list[dict]:
 
 def fit_members(cfg: DictConfig, n: int, scale: float, console: Console) -> tuple[list[dict], object]:
     """Train n copies of cfg's model (perturbed when scale > 0) as one batch; rows and module."""
-    from grok_lightning.build import build_module
+    from grok_lightning.module import build_module
     from grok_lightning.sweep import cpu_settings
     from grok_lightning.trainer import build_trainer
 

@@ -9,8 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from grok_lightning import config as C
-
-SIZE_KEYS = ("data.p", "model.d_embed", "model.n_neurons", "data.n_bits", "data.train_size", "data.test_size")
+from grok_lightning.tasks import TASKS
 
 
 def check_machine(cfg: DictConfig) -> None:
@@ -35,18 +34,10 @@ def check_machine(cfg: DictConfig) -> None:
 
 
 def estimated_bytes(cfg: DictConfig) -> float:
-    """A rough upper bound of a single run's memory: data, activations and logits (forward and
-    backward), parameters with gradients and Adam moments; float64 throughout."""
-    d, m = cfg.data, cfg.model
-    if "p" in d:  # modadd, fixed_embed
-        p = d.p
-        pairs = p * (p + 1) / 2 if d.symmetric else p * p
-        params = 2 * p * m.d_embed + 3 * m.d_embed * m.n_neurons + 2 * p * m.n_neurons
-        elements = 3 * pairs * (2 * p + m.n_neurons + p) + 4 * params
-    else:  # parity
-        rows = d.train_size + d.test_size
-        elements = 3 * rows * (d.n_bits + m.n_neurons + 2) + 4 * (d.n_bits + 2) * m.n_neurons
-    return 8.0 * elements
+    """A rough upper bound of a single run's memory, float64 throughout: what the task estimates
+    (Task.memory_elements; 0 where it has no estimate)."""
+    estimate = TASKS[cfg.task].memory_elements
+    return 8.0 * estimate(cfg) if estimate is not None else 0.0
 
 
 def memory_limit(cfg: DictConfig) -> float:
@@ -56,12 +47,12 @@ def memory_limit(cfg: DictConfig) -> float:
 
 
 def _largest_size_key(cfg: DictConfig) -> str:
-    """The size key whose schema default would shrink the estimate most: the one to name."""
-    from grok_lightning.tasks import TASKS
-
-    schema = OmegaConf.structured(TASKS[cfg.task].config_class)
-    best, best_need = SIZE_KEYS[0], float("inf")
-    for key in SIZE_KEYS:
+    """The size key (the task's size_keys) whose schema default would shrink the estimate most:
+    the one to name."""
+    task = TASKS[cfg.task]
+    schema = OmegaConf.structured(task.config_class)
+    best, best_need = (task.size_keys or ("model",))[0], float("inf")
+    for key in task.size_keys:
         default = OmegaConf.select(schema, key, default=None)
         if default is None:
             continue

@@ -11,14 +11,20 @@ are kept on the device as a history
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import lightning as L
 import torch
+from omegaconf import DictConfig, OmegaConf
 
+from grok_lightning import config as C
 from grok_lightning import outcome
 from grok_lightning.fate import Budget, Fate
 from grok_lightning.optim import BatchedAdam
+from grok_lightning.run_files import RunError, config_from, read_checkpoint, read_config
+from grok_lightning.schema import OptimConfig
+from grok_lightning.tasks import TASKS
 
 
 class Diverged(RuntimeError):
@@ -311,8 +317,70 @@ class GrokModule(L.LightningModule):
         """The GrokModule saved in a run's checkpoint (last.ckpt or step=<N>.ckpt), its weights and
         metric history restored and its data attached. The model is rebuilt from the config the
         checkpoint carries, or from the run's config.yaml beside checkpoints/ for older ones."""
-        from grok_lightning.checkpoints import module_from_checkpoint
-
         if kwargs:
             raise TypeError(f"GrokModule.load_from_checkpoint takes no {', '.join(sorted(kwargs))}")
         return module_from_checkpoint(checkpoint_path, map_location=map_location)
+
+
+# ------------------------------------------------------------------ a GrokModule from a config
+# (here, beside the class, so that GrokModule.load_from_checkpoint needs no module above this one)
+def build_module(
+    cfg: DictConfig, seeds: Sequence[int], lr: Sequence[float], weight_decay: Sequence[float], **kw
+):
+    """The task's data module and a GrokModule training one model per seed."""
+    task = TASKS[cfg.task]
+    datamodule = task.build_datamodule(cfg, seeds)
+    module = GrokModule(
+        task.build_model(cfg, seeds),
+        task.build_objective(cfg),
+        lr=lr,
+        weight_decay=weight_decay,
+        regularization=cfg.optim.regularization,
+        betas=(cfg.optim.beta1, cfg.optim.beta2),
+        eps=cfg.optim.eps,
+        max_steps=cfg.train.max_steps,
+        log_every=C.log_every(cfg),
+        steps_per_call=cfg.train.steps_per_call,
+        budget=C.budget(cfg),
+        optim_options=optim_options(cfg),
+        **kw,
+    )
+    module.config_yaml = C.to_yaml(cfg)
+    datamodule.n_calls = -(-module.max_steps // cfg.train.steps_per_call)  # up to the budget's cap
+    return datamodule, module
+
+
+# BatchedAdam's options from cfg.optim; a config older than these keys gets the schema's defaults (off)
+OPTIM_OPTIONS = ("grokfast", "grokfast_alpha", "grokfast_lamb", "grokfast_window", "warmup_steps")
+
+
+def optim_options(cfg: DictConfig) -> dict:
+    """cfg.optim's Grokfast filter and warmup settings, as BatchedAdam takes them."""
+    off = OptimConfig()
+    return {k: OmegaConf.select(cfg, f"optim.{k}", default=getattr(off, k)) for k in OPTIM_OPTIONS}
+
+
+def build_run_module(cfg: DictConfig):
+    """build_module for the single model of a run: its seed, learning rate and weight decay."""
+    return build_module(cfg, [cfg.train.seed], [cfg.optim.lr], [cfg.optim.weight_decay])
+
+
+def module_from_checkpoint(path, map_location=None, ckpt: dict | None = None):
+    """GrokModule of the run whose checkpoint `path` is (checkpoints/<name>.ckpt of a run), with the
+    run's data attached: the model its config builds, the checkpoint's weights and metric history."""
+    path = Path(path)
+    ckpt = ckpt if ckpt is not None else read_checkpoint(path)
+    if ckpt.get("grok_config"):
+        cfg = config_from(ckpt["grok_config"], f"{path} (its config)")
+    else:  # checkpoints written before they carried their config
+        cfg = read_config(path.parent.parent)
+    datamodule, module = build_run_module(cfg)
+    try:
+        module.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise RunError(f"{path} does not fit the model of its config: {str(exc).splitlines()[0]}") from None
+    module.on_load_checkpoint(ckpt)
+    if map_location is not None:
+        module.to(map_location)
+    module.attach_data(datamodule)
+    return module.eval()

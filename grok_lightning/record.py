@@ -176,7 +176,8 @@ class RunRecord:
         the trajectory frame the explorer shows as that step (after update `step`), as the model
         with the frame's weights (grok_lightning.checkpoints.module_from_frame). Any other step:
         RunError naming the nearest steps that have weights."""
-        from grok_lightning.checkpoints import module_from_checkpoint, module_from_frame
+        from grok_lightning.checkpoints import module_from_frame
+        from grok_lightning.module import module_from_checkpoint
 
         saved = self.checkpoints
         frames = self.trajectory["steps"].tolist() if self.trajectory is not None else []

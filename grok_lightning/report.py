@@ -33,8 +33,8 @@ class ReportError(RunError):
 
 def render(run_dir: Path, log=print) -> list[str]:
     """Re-render the figures of run_dir; returns the paths written."""
-    from grok_lightning.build import build_run_module
     from grok_lightning.callbacks import build_callbacks
+    from grok_lightning.module import build_run_module
     from grok_lightning.record import load_run
     from grok_lightning.tasks import TASKS
 

@@ -109,17 +109,33 @@ def numbers(rows: list[dict], names: list[str], path: Path) -> tuple[np.ndarray,
     return steps, np.array(values, dtype=np.float64).reshape(len(rows), len(names))
 
 
+# checkpoints/step=<N>.ckpt, N updates done; "-v<k>": the versioned copies of Lightning's
+# ModelCheckpoint in runs that predate RunCheckpoint (read back, never pruned)
+STEP_FILE = re.compile(r"step=(\d+)(-v\d+)?\.ckpt")
+
+
+def step_files(folder: Path, versioned: bool = True) -> list[tuple[int, Path]]:
+    """(step, path) of every step=<N>.ckpt in `folder`, ascending by step, a step's unversioned file
+    first; without `versioned`, only the unversioned names RunCheckpoint writes."""
+    found = []
+    for path in Path(folder).glob("step=*.ckpt"):
+        m = STEP_FILE.fullmatch(path.name)
+        if m and (versioned or m.group(2) is None):
+            found.append((int(m.group(1)), m.group(2) or "", path))
+    return [(step, path) for step, _, path in sorted(found)]
+
+
 def checkpoints_by_step(run_dir: Path) -> list[tuple[int, Path]]:
-    """(global_step, path) of every step=N.ckpt, ascending."""
+    """(global_step, path) of every step=N.ckpt, ascending (one path per step)."""
     found: dict[int, Path] = {}
-    for path in (run_dir / "checkpoints").glob("step=*.ckpt"):
-        m = re.fullmatch(r"step=(\d+)(?:-v\d+)?\.ckpt", path.name)
-        if m:
-            found.setdefault(int(m.group(1)), path)
+    for step, path in step_files(Path(run_dir) / "checkpoints"):
+        found.setdefault(step, path)
     return sorted(found.items())
 
 
-def read_checkpoint(path: Path) -> dict:
+def read_checkpoint(path: Path, require: tuple = ()) -> dict:
+    """The one reader of a checkpoint file (torch.load, on the CPU): RunError, one line, when it
+    cannot be read, holds no state_dict or lacks a key of `require`."""
     import torch
 
     try:
@@ -128,4 +144,7 @@ def read_checkpoint(path: Path) -> dict:
         raise RunError(f"{path}: cannot read checkpoint ({first_line(exc)})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise RunError(f"{path}: not a Lightning checkpoint (no state_dict)")
+    for key in require:
+        if key not in ckpt:
+            raise RunError(f"{path}: cannot read checkpoint ({key!r})")
     return ckpt

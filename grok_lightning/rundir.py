@@ -161,12 +161,13 @@ def read_fitting_checkpoint(path: Path, module) -> dict:
     """The checkpoint a resume continues from: it must load, fit the model the config builds (its
     weights are loaded into `module`) and hold only finite weights and optimiser state."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        state = ckpt["state_dict"]
+        ckpt = run_files.read_checkpoint(path, require=("global_step",))
         int(ckpt["global_step"])
-    except Exception as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise C.ConfigError(f"{path}: cannot read checkpoint ({msg})") from None
+    except run_files.RunError as exc:  # a resume's errors are the config's: train answers them
+        raise C.ConfigError(str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise C.ConfigError(f"{path}: cannot read checkpoint ({run_files.first_line(exc)})") from None
+    state = ckpt["state_dict"]
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:

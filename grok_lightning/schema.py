@@ -6,6 +6,7 @@ A task's full schema is a `RunConfig` subclass adding its own `data` and `model`
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -146,7 +147,11 @@ RULES: Rules = {
     "train.stop_margin": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 10)"),
     "outcome.fate_window": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 5)"),
     "train.devices": AT_LEAST_ONE,
-    "train.cpu_threads": (lambda v: v >= 0, "must be >= 0 (0 = torch's default)"),
+    "train.cpu_threads": (
+        lambda v: 0 <= v <= (os.cpu_count() or 1),
+        f"must be in [0, {os.cpu_count() or 1}] (0 = torch's default; the cores of this machine)",
+    ),
+    "callbacks.dft_sparsity.top_k": AT_LEAST_ONE,
     "train.seed": (lambda v: 0 <= v < 2**32, "must be in [0, 2**32)"),
     "outcome.loss_threshold": (lambda v: v > 0, "must be > 0"),
     "outcome.ratio_threshold": (lambda v: v > 0, "must be > 0"),

@@ -1,8 +1,9 @@
 """One training run: `python -m grok_lightning.train task=modadd [preset=main] [key=value ...]`.
 
-The recipe: config -> build (task data, model, GrokModule) -> open the run directory -> fit ->
-write summary.json and the explorer page -> return the run's record (grok_lightning.record). The
-pieces live in modules named for what they hold: build, rundir, machine, summary, cli_help.
+The recipe: config -> build (task data, model, GrokModule: module.build_run_module) -> open the
+run directory -> fit -> write summary.json and the explorer page -> return the run's record
+(grok_lightning.record). The pieces live in modules named for what they hold: module, rundir,
+machine, summary, cli_help.
 """
 
 from __future__ import annotations
@@ -20,16 +21,15 @@ from rich.console import Console
 
 from grok_lightning import config as C
 from grok_lightning import runs
-from grok_lightning.build import build_module, build_run_module
 from grok_lightning.cli_help import config_tree, help_text
 from grok_lightning.fate import extension_words
 from grok_lightning.machine import check_machine
-from grok_lightning.module import Diverged
+from grok_lightning.module import Diverged, build_run_module
 from grok_lightning.rundir import AsUninterrupted, RunFinished, open_run_dir, resume_config
 from grok_lightning.summary import callbacks_summary, history_of, run_summary
 from grok_lightning.tasks import TASKS
 
-__all__ = ["build_module", "main", "resolve_config", "run_summary", "split_args", "train"]
+__all__ = ["main", "resolve_config", "split_args", "train"]
 SPECIAL = ("task", "preset", "resume", "print_config")  # arguments that are not config keys
 EXIT_CODES = {"finished": 0, "diverged": 1, "interrupted": 130}
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import sys
 import time
 import warnings
@@ -20,7 +19,7 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig
 
 from grok_lightning import config as C
-from grok_lightning import runs
+from grok_lightning import run_files, runs
 from grok_lightning.module import Diverged
 
 # We log at our own cadence through logger.log_metrics, so Lightning's per-epoch logging interval
@@ -173,9 +172,6 @@ def build_trainer(
     return L.Trainer(**kwargs)
 
 
-STEP_FILE = re.compile(r"step=(\d+)\.ckpt")
-
-
 class RunCheckpoint(L.Callback):
     """checkpoints/last.ckpt, always the newest state (rewritten atomically: never versioned, never
     half written), plus step=<N>.ckpt every `every` steps, of which the newest `keep` stay (-1: all).
@@ -226,9 +222,7 @@ class RunCheckpoint(L.Callback):
     def prune(self) -> None:
         if self.keep < 0:
             return
-        found = sorted(
-            (int(m.group(1)), p) for p in self.folder.iterdir() if (m := STEP_FILE.fullmatch(p.name))
-        )
+        found = run_files.step_files(self.folder, versioned=False)
         for _, path in found[: max(len(found) - self.keep, 0)]:
             path.unlink(missing_ok=True)
 

@@ -75,9 +75,35 @@ bad_choice = st.builds(
     st.from_regex(r"[a-z]{1,8}", fullmatch=True).filter(lambda w: w not in CHOICE_VALUES),
 )
 not_an_override = st.from_regex(r"[a-z.]{1,12}", fullmatch=True)
+# digits of other scripts (Python's int() reads them), nested values where a number goes, a
+# boolean key given anything but true / false
+foreign_digits = st.builds(
+    lambda key, digits: f"{key}={digits}",
+    st.sampled_from(INT_KEYS + POSITIVE_FLOAT_KEYS),
+    st.text(st.sampled_from("０１２３４５６７８９٠١٢٣٤٥६७८९"), min_size=1, max_size=4),
+)
+nested = st.builds(
+    lambda key, value: f"{key}={value}",
+    st.sampled_from(INT_KEYS + POSITIVE_FLOAT_KEYS + ["model.freqs"]),
+    st.sampled_from(["[[1]]", "[1, {a: b}]", "{a: 1}", "[x]", "[[]]"]),
+)
+not_boolean = st.builds(
+    lambda key, v: f"{key}={v}",
+    st.sampled_from(["data.symmetric", "model.tied_hidden", "model.collapsed_out", "train.progress_bar"]),
+    st.one_of(st.integers(2, 10**6), st.integers(-(10**6), -1), st.sampled_from(["0.5", "[true]", "maybe"])),
+)
 
 BAD = st.one_of(
-    unknown_key, wrong_type, impossible_int, impossible_float, bad_fraction, bad_choice, not_an_override
+    unknown_key,
+    wrong_type,
+    impossible_int,
+    impossible_float,
+    bad_fraction,
+    bad_choice,
+    not_an_override,
+    foreign_digits,
+    nested,
+    not_boolean,
 )
 
 
@@ -135,6 +161,20 @@ MACHINE_LACKS = {
         ("data.p=1000003", "data.p"),
         ("data.train_fraction=1e-9", "train_fraction"),
         ("run_root={file}/runs", "run_root"),
+        # the reliability probe's cases (issue: reliability, round three)
+        ("train.max_steps=99999999999999999999999", "train."),
+        ("model.freqs=[[1]]", "model.freqs"),
+        ("model.freqs=[1,{a:b}]", "model.freqs"),
+        ("callbacks.dft_sparsity.top_k=-3", "callbacks.dft_sparsity.top_k"),
+        ("callbacks.dft_sparsity.top_k=6", "callbacks.dft_sparsity.top_k"),  # p = 11: 5 frequencies
+        ("data.symmetric=2", "data.symmetric"),
+        ("train.max_steps=１００", "train.max_steps"),
+        ("preset=", "preset"),
+        ("train.cpu_threads=100000", "train.cpu_threads"),
+        ("data.p=100000000", "data.p"),
+        ("data.op=sub", "data.op"),  # symmetric pairs by default
+        ("data.op=div data.p=12 data.symmetric=false", "data.op"),
+        ("model.kind=transformer", "model.kind"),  # the main preset's precision is the MLP's
     ],
 )
 def test_command_lines_that_cannot_run_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, bad, named):
@@ -142,7 +182,8 @@ def test_command_lines_that_cannot_run_exit_2_with_one_line_and_write_nothing(tm
         pytest.skip(f"this machine has what {bad} asks for")
     root, blocker = tmp_path / "runs", tmp_path / "a_file"
     blocker.write_text("not a directory")
-    code = main(["task=modadd", f"run_root={root}", "logger=csv", *TINY, bad.replace("{file}", str(blocker))])
+    bad_args = bad.replace("{file}", str(blocker)).split(" ")
+    code = main(["task=modadd", f"run_root={root}", "logger=csv", *TINY, *bad_args])
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err

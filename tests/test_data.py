@@ -33,7 +33,7 @@ def test_each_model_has_its_own_split():
 def _split_and_weights(*overrides, seeds=(3,)):
     """(train pairs [K, n, 2], embedding [K, p, d]) of a tiny modadd config built for `seeds`."""
     from grok_lightning import config as C
-    from grok_lightning.build import build_module
+    from grok_lightning.module import build_module
 
     cfg = C.load("modadd", None, [*TINY, *overrides])
     dm, module = build_module(cfg, list(seeds), [1e-3] * len(seeds), [1.0] * len(seeds))

@@ -23,7 +23,8 @@ from grok_lightning import objectives, outcome
 from grok_lightning.callbacks.trajectory import default_cadence, read_trajectory
 from grok_lightning.explorer import PAGE_NAME, log_page_to_wandb, write_run_page, write_sweep_page
 from grok_lightning.explorer.measure import browser_missing, console_errors, start_browser
-from grok_lightning.train import build_module, main
+from grok_lightning.module import build_module
+from grok_lightning.train import main
 from tests.conftest import (
     TINY_P13,
     callbacks_off,

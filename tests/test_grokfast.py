@@ -229,7 +229,7 @@ def test_a_frozen_model_stays_unchanged_with_the_filter():
 def test_a_model_in_a_batch_equals_the_model_alone(options):
     """The filter and the warmup are elementwise: model 1 of a batch of 2 gets the numbers it gets
     alone, bit for bit (the window's sum in a fixed order: queue.sum(0)'s order follows the shape)."""
-    from grok_lightning.build import build_module
+    from grok_lightning.module import build_module
 
     cfg = C.load("modadd", None, [*TINY, "optim.grokfast_window=7", *options])
     runs = []
@@ -265,7 +265,7 @@ def test_bad_settings_name_the_key(override, key):
 
 
 def test_config_reaches_the_optimiser():
-    from grok_lightning.build import build_run_module
+    from grok_lightning.module import build_run_module
 
     options = ["optim.grokfast=ma", "optim.grokfast_window=7", "optim.warmup_steps=3"]
     cfg = C.load("modadd", None, [*TINY, *options])

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from grok_lightning import config as C
+from grok_lightning.module import build_module
 from grok_lightning.objectives import Binary
 from grok_lightning.tasks import TASKS
 from grok_lightning.tasks.parity import (
@@ -16,7 +17,7 @@ from grok_lightning.tasks.parity import (
     code_bits,
     distinct_codes,
 )
-from grok_lightning.train import build_module, main
+from grok_lightning.train import main
 
 
 def as_rows(bits: torch.Tensor) -> set:

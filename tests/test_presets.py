@@ -16,9 +16,10 @@ import torch
 
 from grok_lightning import config as C
 from grok_lightning import outcome
+from grok_lightning.module import build_module
+from grok_lightning.summary import run_summary
 from grok_lightning.tasks import TASKS
 from grok_lightning.tasks.parity import bit_mass
-from grok_lightning.train import build_module, run_summary
 from grok_lightning.trainer import build_trainer
 
 

@@ -91,7 +91,7 @@ def test_compare_sorts_by_separation_and_drops_constant_features():
 
 def test_model_features_agree_with_the_objective():
     from grok_lightning import config as C
-    from grok_lightning.build import build_module
+    from grok_lightning.module import build_module
 
     cfg = C.load("modadd", None, TINY)
     dm, module = build_module(cfg, [0, 1], [1e-3] * 2, [1.0] * 2)

@@ -121,7 +121,7 @@ def test_history_and_verdicts_follow_the_history_as_it_grows():
     import torch
 
     from grok_lightning import config as C
-    from grok_lightning.build import build_run_module
+    from grok_lightning.module import build_run_module
 
     cfg = C.load("modadd", None, ["data.p=7", "model.d_embed=4", "model.n_neurons=3", "model.init=torch"])
     datamodule, module = build_run_module(cfg)

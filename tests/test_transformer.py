@@ -429,7 +429,7 @@ def test_a_short_transformer_run_memorises_and_its_analyses_are_the_transformers
 
 
 def test_a_resumed_transformer_run_equals_an_uninterrupted_one(run_root, tmp_path):
-    from grok_lightning.checkpoints import module_from_checkpoint
+    from grok_lightning.module import module_from_checkpoint
     from grok_lightning.train import main
     from tests.conftest import metrics_rows, only_run, short_run_args
 

@@ -15,11 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Iterable, Optional
 
-PAGE_NAME = "explorer.html"
-
-
-class ExplorerError(ValueError):
-    """A directory the explorer cannot make a page of: the message is one line."""
+from grok_lightning.explorer.names import PAGE_NAME, ExplorerError
 
 
 # The page builders import torch and Lightning: loaded on first use, so that a wrong directory on

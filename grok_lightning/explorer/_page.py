@@ -14,7 +14,7 @@ import numpy as np
 
 from grok_lightning import runs
 
-from . import PAGE_NAME
+from .names import PAGE_NAME
 
 DTYPES = {"f2": "<f2", "f4": "<f4", "f8": "<f8", "i2": "<i2", "i4": "<i4"}
 

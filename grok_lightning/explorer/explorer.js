@@ -621,6 +621,15 @@
       panels.push((f) => { lossPlot.draw(steps[f]); accPlot.draw(steps[f]); });
     }
     if (F) buildFramePanels(F, main, panels, state, pick, vlines);
+    // end-of-run figures drawn by Python (the transformer's), carried as data: URIs
+    for (const fig of D.figures || []) {
+      const row = el("div", { class: "row" });
+      main.appendChild(row);
+      const fp = panel(row, fig.title, fig.caption || "");
+      const img = el("img", { class: "run-figure", src: fig.src, alt: fig.title });
+      img.style.maxWidth = "100%";
+      fp.appendChild(img);
+    }
 
     function redraw() {
       if (!F) return;

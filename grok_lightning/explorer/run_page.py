@@ -5,6 +5,7 @@ task declares (the trajectory records them), never the task's name."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Optional
@@ -19,8 +20,8 @@ from grok_lightning.callbacks.fourier_stars import largest_groups
 from grok_lightning.callbacks.trajectory import FILENAME
 from grok_lightning.module import METRICS
 
-from . import ExplorerError
 from ._page import packed, write_page
+from .names import ExplorerError
 
 # FactoredMLP.act by the activation name the trajectory records (the page has no model to ask).
 ACTIVATIONS = {"relu": torch.relu, "square": torch.square}
@@ -55,6 +56,10 @@ def run_payload(run_dir: Path) -> dict:
     frames = None
     if traj is None and (run_dir / FILENAME).exists():
         notes.append(f"{FILENAME} is unreadable (a damaged file): no frames")
+    elif traj is None and "transformer" in TASKS[cfg.task].analyses_for(cfg):
+        notes.append(
+            "the transformer's weights have no frames on this page: its end-of-run figures are below"
+        )
     elif traj is None:
         notes.append(
             f"no {FILENAME} in this run (the trajectory callback was off, or the run predates it): "
@@ -86,7 +91,43 @@ def run_payload(run_dir: Path) -> dict:
         "curves": curve_payload(history) if history is not None else None,
         "milestones": milestones(summary, history),
         "frames": frames,
+        "figures": run_figures(run_dir),
     }
+
+
+# end-of-run PNGs the page shows as they are: figures/<name>.png -> (title, caption)
+RUN_FIGURES = {
+    "progress": (
+        "Progress measures",
+        "restricted loss (the logits' key-frequency part, all pairs) and excluded loss (without it, "
+        "training pairs) against train and test loss (Nanda et al. 2023)",
+    ),
+    "embedding_spectrum": (
+        "The token embedding in the Fourier basis",
+        "its norm per frequency at the end (key frequencies dark) and the spectrum's Gini coefficient "
+        "over training",
+    ),
+    "attention": (
+        "Attention",
+        'how much the "=" position attends to the first operand a, per head, over every (a, b)',
+    ),
+    "neuron_clusters": (
+        "MLP neurons by frequency",
+        "each neuron's activation over (a, b) in the 2D Fourier basis: the neurons one frequency "
+        "explains >= 85%",
+    ),
+}
+
+
+def run_figures(run_dir: Path) -> list[dict]:
+    """The transformer's end-of-run figures as data: URIs (the MLP's views are drawn by the page)."""
+    out = []
+    for name, (title, caption) in RUN_FIGURES.items():
+        png = run_dir / "figures" / f"{name}.png"
+        if png.is_file() and (run_dir / "figures" / "attention.png").is_file():  # a transformer run
+            data = base64.b64encode(png.read_bytes()).decode("ascii")
+            out.append({"title": title, "caption": caption, "src": "data:image/png;base64," + data})
+    return out
 
 
 def _read_json(path: Path) -> dict:
@@ -99,7 +140,11 @@ def _read_json(path: Path) -> dict:
 
 def config_line(cfg) -> str:
     items = {f"data.{k}": v for k, v in cfg.data.items() if v is not None}  # data.seed: unset = train.seed
-    items.update({k: OmegaConf.select(cfg, k) for k in SHOWN_KEYS if OmegaConf.select(cfg, k) is not None})
+    shown = SHOWN_KEYS
+    if OmegaConf.select(cfg, "model.kind") == "transformer":
+        sizes = ("d_model", "n_heads", "d_mlp")
+        shown = ("model.kind", *(f"model.transformer.{k}" for k in sizes), *SHOWN_KEYS[1:])
+    items.update({k: OmegaConf.select(cfg, k) for k in shown if OmegaConf.select(cfg, k) is not None})
     items["steps"] = cfg.train.max_steps
     if cfg.train.get("step_cap", 0) > cfg.train.max_steps:
         items["cap"] = cfg.train.step_cap

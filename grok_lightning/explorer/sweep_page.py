@@ -20,8 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from grok_lightning.outcome import OUTCOMES
 from grok_lightning.phase_diagram import DIVERGED_COLOUR, OUTCOME_COLOURS, _fmt, flags_label, short_name
 
-from . import ExplorerError
 from ._page import finite_or_none, packed, write_page
+from .names import ExplorerError
 
 SEED_FEATURE_ROWS = 15  # the strongest features shown; seed_features.json keeps them all
 CURVE_POINTS = 300  # per model and curve: enough for a log-scale loss curve, small for 1,000+ models
@@ -108,9 +108,9 @@ def read_spec(sweep_dir: Path) -> DictConfig:
 
 
 def axes(spec: DictConfig, rows: list[dict]) -> tuple[Optional[str], Optional[str], list[str]]:
-    """The phase diagram's axes as the sweep chose them (grok_lightning.sweep.phase_axes)."""
+    """The phase diagram's axes as the sweep chose them (grok_lightning.sweep.spec.phase_axes)."""
     from grok_lightning import config as C
-    from grok_lightning.sweep import phase_axes
+    from grok_lightning.sweep.spec import phase_axes
 
     grid = OmegaConf.to_container(spec.grid) if "grid" in spec else {}
     grid = {k: v for k, v in grid.items() if k in rows[0]}

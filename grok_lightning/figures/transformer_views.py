@@ -73,6 +73,8 @@ def neuron_clusters(
     ax.bar(values, counts, color="#1f3b73", width=0.85)
     for v, c in zip(values, counts):
         ax.annotate(str(int(v)), (v, c), ha="center", va="bottom", fontsize=8)
+    ax.set_xlim(0.5, max(int(freqs.max(initial=1)), 1) + 0.5)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("frequency k")
     ax.set_ylabel("MLP neurons")
     share = f"{len(clustered)} of {len(freqs)} neurons"

@@ -33,9 +33,17 @@ from grok_lightning.sweep.calibration import calibrate, candidate_sizes, choose_
 from grok_lightning.sweep.cli import main
 from grok_lightning.sweep.launch import Launch, detect_launch, device_for, device_key
 from grok_lightning.sweep.plan import calibrate_share, make_plan, plan_eta, plan_id
-from grok_lightning.sweep.results import phase_axes, phase_bars
 from grok_lightning.sweep.run import run_sweep
-from grok_lightning.sweep.spec import Group, Model, Sweep, SweepError, available_sweeps, load_sweep
+from grok_lightning.sweep.spec import (
+    Group,
+    Model,
+    Sweep,
+    SweepError,
+    available_sweeps,
+    load_sweep,
+    phase_axes,
+    phase_bars,
+)
 
 __all__ = [
     "SUMMARY_COLUMNS",

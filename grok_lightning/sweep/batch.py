@@ -8,7 +8,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from grok_lightning import histories
-from grok_lightning.build import build_module
+from grok_lightning.module import build_module
 from grok_lightning.summary import run_summary
 from grok_lightning.sweep.launch import trainer_kwargs
 from grok_lightning.sweep.spec import Model

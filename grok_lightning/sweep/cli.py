@@ -8,9 +8,8 @@ from typing import Optional, Sequence
 
 from grok_lightning import config as C
 from grok_lightning.sweep.launch import detect_launch, device_for
-from grok_lightning.sweep.results import phase_axes, phase_bars
 from grok_lightning.sweep.run import run_sweep
-from grok_lightning.sweep.spec import SweepError, available_sweeps, load_sweep
+from grok_lightning.sweep.spec import SweepError, available_sweeps, load_sweep, phase_axes, phase_bars
 from grok_lightning.sweep.workers import start_workers, usable_cores, watch_parent, worker_count
 
 USAGE = """usage: python -m grok_lightning.sweep sweep=<name or file.yaml> [key=value ...]

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Optional, Sequence
+from typing import Sequence
 
 from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from grok_lightning import config as C
 from grok_lightning import runs
 from grok_lightning.loggers import WANDB_INIT_TIMEOUT_S, reachable_wandb_mode
 from grok_lightning.outcome import OUTCOMES
-from grok_lightning.run_files import RunError, complete_csv
 from grok_lightning.sweep.batch import SUMMARY_COLUMNS
 from grok_lightning.sweep.plan import batches_done
-from grok_lightning.sweep.spec import Model, Sweep, SweepError, resolve_key
+from grok_lightning.sweep.spec import Model, Sweep, SweepError, key_columns, phase_axes, phase_bars
 
 
 def row_prefix(sweep: Sweep, model: Model) -> dict:
@@ -35,37 +33,8 @@ def row_prefix(sweep: Sweep, model: Model) -> dict:
     return row
 
 
-def key_columns(sweep: Sweep) -> list[str]:
-    """The columns of results.csv that say which model a row is."""
-    cols = ["model_id", *sweep.grid]
-    cols += [k for k in ("optim.lr", "optim.weight_decay") if k not in cols]
-    return cols + ["seed"]
-
-
 def results_columns(sweep: Sweep) -> list[str]:
     return key_columns(sweep) + [*SUMMARY_COLUMNS, "group", "batch", "rank"]
-
-
-def check_out_dir(sweep: Sweep) -> None:
-    """The out_dir must be a directory (or not exist yet), and a results.csv there must be this
-    sweep's (the same models under the same grid keys): merge would replace another sweep's table,
-    while the same sweep again reruns what is missing. Raises ConfigError before anything is written."""
-    out, path = sweep.out_dir, sweep.out_dir / "results.csv"
-    if out.exists() and not out.is_dir():
-        raise C.ConfigError(f"out_dir={out}: not a directory")
-    try:
-        header, rows = complete_csv(path)
-    except RunError as exc:
-        raise C.ConfigError(f"out_dir={out}: {exc}; give another out_dir=") from None
-    keys = key_columns(sweep)
-    if path.is_file() and (
-        header[: len(keys)] != keys or [r.get("model_id") for r in rows] != [m.id for m in sweep.models]
-    ):
-        raise C.ConfigError(
-            f"out_dir={out} holds another sweep's results ({len(rows)} models in results.csv, this "
-            f"sweep has {len(sweep.models)}, other models or grid keys); give another out_dir=, or "
-            f"remove {out} to start afresh"
-        )
 
 
 def merge(sweep: Sweep) -> list[dict]:
@@ -79,27 +48,6 @@ def merge(sweep: Sweep) -> list[dict]:
     rows = [done[m.id] for m in sweep.models]
     runs.write_csv_table(sweep.out_dir / "results.csv", rows, results_columns(sweep))
     return rows
-
-
-def phase_bars(sweep: Sweep) -> list[str]:
-    """The grid keys of the stacked outcome bars (phase_diagram.bars), resolved."""
-    return [resolve_key(str(k), set(sweep.grid), "phase_diagram.bars") for k in sweep.scfg.phase_diagram.bars]
-
-
-def phase_axes(sweep: Sweep) -> tuple[Optional[str], Optional[str], list[str]]:
-    varying = [k for k, v in sweep.grid.items() if len(v) > 1]
-    x, y = sweep.scfg.phase_diagram.x, sweep.scfg.phase_diagram.y
-    for name, key in (("x", x), ("y", y)):
-        if key is not None and key not in sweep.grid:
-            raise C.ConfigError(
-                f"phase_diagram.{name}={key} is not a grid key ({', '.join(sweep.grid) or 'none'})"
-            )
-    rest = [k for k in varying if k not in (x, y)]
-    if x is None and rest:
-        x = rest.pop(0)
-    if y is None and rest:
-        y = rest.pop(0)
-    return x, y, rest
 
 
 def outcome_table(rows: Sequence[dict], title: str) -> Table:

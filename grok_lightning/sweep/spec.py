@@ -14,7 +14,8 @@ from typing import Any, Dict, Optional, Sequence
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from grok_lightning import config as C
-from grok_lightning.build import build_module
+from grok_lightning.module import build_module
+from grok_lightning.run_files import RunError, complete_csv
 
 SWEEP_DIR = C.CONFIG_DIR / "sweeps"
 
@@ -315,10 +316,58 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
         except (C.ConfigError, ValueError) as exc:
             raise C.ConfigError(f"grid point {fmt_point(points[first.point])}: {exc}") from None
     sweep = Sweep(sweep_name, scfg, base, resolved, seeds, points, models, list(groups.values()), out_dir)
-    from grok_lightning.sweep.results import check_out_dir  # results imports this module
-
     check_out_dir(sweep)  # another sweep's results there are never replaced
     return sweep
+
+
+def key_columns(sweep: Sweep) -> list[str]:
+    """The columns of results.csv that say which model a row is."""
+    cols = ["model_id", *sweep.grid]
+    cols += [k for k in ("optim.lr", "optim.weight_decay") if k not in cols]
+    return cols + ["seed"]
+
+
+def check_out_dir(sweep: Sweep) -> None:
+    """The out_dir must be a directory (or not exist yet), and a results.csv there must be this
+    sweep's (the same models under the same grid keys): merge would replace another sweep's table,
+    while the same sweep again reruns what is missing. Raises ConfigError before anything is written."""
+    out, path = sweep.out_dir, sweep.out_dir / "results.csv"
+    if out.exists() and not out.is_dir():
+        raise C.ConfigError(f"out_dir={out}: not a directory")
+    try:
+        header, rows = complete_csv(path)
+    except RunError as exc:
+        raise C.ConfigError(f"out_dir={out}: {exc}; give another out_dir=") from None
+    keys = key_columns(sweep)
+    if path.is_file() and (
+        header[: len(keys)] != keys or [r.get("model_id") for r in rows] != [m.id for m in sweep.models]
+    ):
+        raise C.ConfigError(
+            f"out_dir={out} holds another sweep's results ({len(rows)} models in results.csv, this "
+            f"sweep has {len(sweep.models)}, other models or grid keys); give another out_dir=, or "
+            f"remove {out} to start afresh"
+        )
+
+
+def phase_bars(sweep: Sweep) -> list[str]:
+    """The grid keys of the stacked outcome bars (phase_diagram.bars), resolved."""
+    return [resolve_key(str(k), set(sweep.grid), "phase_diagram.bars") for k in sweep.scfg.phase_diagram.bars]
+
+
+def phase_axes(sweep: Sweep) -> tuple[Optional[str], Optional[str], list[str]]:
+    varying = [k for k, v in sweep.grid.items() if len(v) > 1]
+    x, y = sweep.scfg.phase_diagram.x, sweep.scfg.phase_diagram.y
+    for name, key in (("x", x), ("y", y)):
+        if key is not None and key not in sweep.grid:
+            raise C.ConfigError(
+                f"phase_diagram.{name}={key} is not a grid key ({', '.join(sweep.grid) or 'none'})"
+            )
+    rest = [k for k in varying if k not in (x, y)]
+    if x is None and rest:
+        x = rest.pop(0)
+    if y is None and rest:
+        y = rest.pop(0)
+    return x, y, rest
 
 
 def drop(container: dict, dotted: str) -> None:

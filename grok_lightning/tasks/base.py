@@ -87,6 +87,11 @@ class Task:
     choices: Choices = field(default_factory=dict)
     rules: Rules = field(default_factory=dict)
     validate: Optional[Callable[[DictConfig], None]] = None
+    # What the machine check (grok_lightning.machine) asks: a rough upper bound of a single run's
+    # float64 elements (data, activations and logits forward and backward, parameters with gradients
+    # and Adam moments), and the keys that size a run, in the order the check names them.
+    memory_elements: Optional[Callable[[DictConfig], float]] = None
+    size_keys: tuple = ()
 
     def analyses_for(self, cfg: Optional[DictConfig]) -> frozenset:
         """The analyses that apply to this config's model (the task's own when it has one model)."""

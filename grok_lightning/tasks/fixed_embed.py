@@ -40,4 +40,6 @@ TASK = Task(
     choices=modadd.CHOICES,
     rules=modadd.RULES,
     validate=validate,
+    memory_elements=modadd.memory_elements,
+    size_keys=modadd.SIZE_KEYS,
 )

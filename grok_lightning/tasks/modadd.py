@@ -78,6 +78,14 @@ def validate(cfg: DictConfig) -> None:
     if d.symmetric and not op.symmetric:
         raise ConfigError(f"data.op={op.name} is not symmetric: set data.symmetric=false")
     m = cfg.model
+    freqs = list(m.freqs)
+    if not all(type(f) is int for f in freqs):
+        raise ConfigError(f"model.freqs={freqs} must be a list of whole numbers")
+    top_k, n_freq = OmegaConf.select(cfg, "callbacks.dft_sparsity.top_k", default=1), (d.p - 1) // 2
+    if top_k > max(n_freq, 1):
+        raise ConfigError(
+            f"callbacks.dft_sparsity.top_k={top_k} must be <= {n_freq}, the frequencies mod {d.p}"
+        )
     if OmegaConf.select(m, "kind", default="mlp") == "transformer":
         if cfg.train.precision not in TRANSFORMER_PRECISIONS:
             raise ConfigError(
@@ -187,6 +195,18 @@ def analyses_for(cfg: DictConfig) -> frozenset:
     return frozenset({"fourier", "heatmaps"})
 
 
+def memory_elements(cfg: DictConfig) -> float:
+    """A rough upper bound of a single run's float64 elements (see Task.memory_elements)."""
+    d, m = cfg.data, cfg.model
+    p = d.p
+    pairs = p * (p + 1) / 2 if d.symmetric else p * p
+    params = 2 * p * m.d_embed + 3 * m.d_embed * m.n_neurons + 2 * p * m.n_neurons
+    return 3 * pairs * (2 * p + m.n_neurons + p) + 4 * params
+
+
+SIZE_KEYS = ("data.p", "model.d_embed", "model.n_neurons")
+
+
 TASK = Task(
     name="modadd",
     config_class=ModAddConfig,
@@ -198,4 +218,6 @@ TASK = Task(
     choices=CHOICES,
     rules=RULES,
     validate=validate,
+    memory_elements=memory_elements,
+    size_keys=SIZE_KEYS,
 )

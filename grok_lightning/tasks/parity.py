@@ -171,6 +171,16 @@ def build_objective(cfg: DictConfig) -> Binary:
     return Binary()
 
 
+def memory_elements(cfg: DictConfig) -> float:
+    """A rough upper bound of a single run's float64 elements (see Task.memory_elements)."""
+    d, m = cfg.data, cfg.model
+    rows = d.train_size + d.test_size
+    return 3 * rows * (d.n_bits + m.n_neurons + 2) + 4 * (d.n_bits + 2) * m.n_neurons
+
+
+SIZE_KEYS = ("model.n_neurons", "data.n_bits", "data.train_size", "data.test_size")
+
+
 TASK = Task(
     name="parity",
     config_class=ParityConfig,
@@ -181,4 +191,6 @@ TASK = Task(
     choices=CHOICES,
     rules=RULES,
     validate=validate,
+    memory_elements=memory_elements,
+    size_keys=SIZE_KEYS,
 )

@@ -101,6 +101,20 @@ def load(task: str, preset: Optional[str] = None, overrides: Optional[list[str]]
     return cfg
 
 
+def over_schema(
+    task: str, saved: DictConfig, source: str, overrides: Optional[list[str]] = None
+) -> DictConfig:
+    """A saved config (a run's config.yaml) merged over its task's schema, then key=value overrides,
+    validated: what a resume continues and what load_run reads back. Raises ConfigError."""
+    cfg = _merge(OmegaConf.structured(TASKS[task].config_class), saved, source)
+    layer = parse_overrides(list(overrides or []))
+    _check_booleans(cfg, layer)
+    cfg = _merge(cfg, layer, "override")
+    cfg.task, cfg.preset = task, saved.get("preset")
+    validate(cfg)
+    return cfg
+
+
 def _check_booleans(cfg: DictConfig, layer: DictConfig, prefix: str = "") -> None:
     """A boolean key takes true or false: OmegaConf would read 2 (or "yes") as True."""
     for key, value in layer.items():

@@ -52,9 +52,7 @@ def config_from(saved, source: str) -> DictConfig:
     if task not in TASKS:
         raise RunError(f"{source} names unknown task {task!r}")
     try:
-        cfg = C._merge(OmegaConf.structured(TASKS[task].config_class), saved, source)
-        cfg.task, cfg.preset = task, saved.get("preset")
-        C.validate(cfg)
+        cfg = C.over_schema(task, saved, source)
     except C.ConfigError as exc:
         raise RunError(str(exc)) from None
     return cfg

@@ -46,13 +46,8 @@ def resume_config(special: dict, overrides: list[str]) -> tuple[DictConfig, Path
     for key, value in (("task", task), ("preset", preset)):
         if key in special and special[key] != value:
             raise C.ConfigError(f"{key}={special[key]}: the run to resume has {key} {value}")
-    cfg = OmegaConf.structured(TASKS[task].config_class)
-    cfg = C._merge(cfg, saved, f"{run_dir}/config.yaml")
-    layer = C.parse_overrides(overrides)
-    cfg = C._merge(cfg, layer, "override")
-    cfg.task, cfg.preset = task, preset
-    C.validate(cfg)
-    for key in _dotted_keys(layer):
+    cfg = C.over_schema(task, saved, f"{run_dir}/config.yaml", overrides)
+    for key in _dotted_keys(C.parse_overrides(overrides)):
         if key.startswith(FIXED_ON_RESUME) and OmegaConf.select(cfg, key) != OmegaConf.select(saved, key):
             raise C.ConfigError(
                 f"{key}={OmegaConf.select(cfg, key)} differs from the run's "

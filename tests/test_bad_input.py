@@ -166,7 +166,6 @@ MACHINE_LACKS = {
         ("model.freqs=[[1]]", "model.freqs"),
         ("model.freqs=[1,{a:b}]", "model.freqs"),
         ("callbacks.dft_sparsity.top_k=-3", "callbacks.dft_sparsity.top_k"),
-        ("callbacks.dft_sparsity.top_k=6", "callbacks.dft_sparsity.top_k"),  # p = 11: 5 frequencies
         ("data.symmetric=2", "data.symmetric"),
         ("train.max_steps=１００", "train.max_steps"),
         ("preset=", "preset"),

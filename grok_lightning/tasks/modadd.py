@@ -81,11 +81,6 @@ def validate(cfg: DictConfig) -> None:
     freqs = list(m.freqs)
     if not all(type(f) is int for f in freqs):
         raise ConfigError(f"model.freqs={freqs} must be a list of whole numbers")
-    top_k, n_freq = OmegaConf.select(cfg, "callbacks.dft_sparsity.top_k", default=1), (d.p - 1) // 2
-    if top_k > max(n_freq, 1):
-        raise ConfigError(
-            f"callbacks.dft_sparsity.top_k={top_k} must be <= {n_freq}, the frequencies mod {d.p}"
-        )
     if OmegaConf.select(m, "kind", default="mlp") == "transformer":
         if cfg.train.precision not in TRANSFORMER_PRECISIONS:
             raise ConfigError(

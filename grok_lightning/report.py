@@ -89,8 +89,9 @@ def render(run_dir: Path, log=print) -> list[str]:
             cb.finish(module, last_step - 1)
             summary.update(cb.summary(module))
     written = [p for cb in callbacks for p in cb.written]
-    if "key_frequencies" in summary:
-        log(f"key frequencies: {summary['key_frequencies']}; final sparsity: {summary['final_sparsity']}")
+    if "key_frequencies" in summary:  # the transformer's callback has no final_sparsity
+        sparsity = f"; final sparsity: {summary['final_sparsity']}" if "final_sparsity" in summary else ""
+        log(f"key frequencies: {summary['key_frequencies']}{sparsity}")
     log(
         f"{len(written)} figures from {len(ckpts)} checkpoints, image frames at {len(frame_steps)} of them "
         f"(the run kept {len(ckpts)}; train.keep_checkpoints=-1 keeps all) -> {run_dir / 'figures'}"

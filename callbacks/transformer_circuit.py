@@ -68,7 +68,11 @@ class TransformerCircuit(AnalysisCallback):
         out["attention"] = views.attention_to_a(att.reshape(-1, p, p).cpu().numpy(), step=step)
         freqs, frac = self._clusters(model, tokens)
         out["neuron_clusters"] = views.neuron_clusters(
-            freqs.cpu().numpy(), frac.cpu().numpy(), em.NEURON_CLUSTER_THRESHOLD, step=step
+            freqs.cpu().numpy(),
+            frac.cpu().numpy(),
+            em.NEURON_CLUSTER_THRESHOLD,
+            n_freq=(p - 1) // 2,
+            step=step,
         )
         if self.steps:
             loss_steps, values = pl_module.history_tensor()

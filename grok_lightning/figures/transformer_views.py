@@ -61,7 +61,12 @@ def attention_to_a(att: np.ndarray, *, step: Optional[int] = None) -> Figure:
 
 
 def neuron_clusters(
-    freqs: np.ndarray, frac: np.ndarray, threshold: float, *, step: Optional[int] = None
+    freqs: np.ndarray,
+    frac: np.ndarray,
+    threshold: float,
+    *,
+    n_freq: Optional[int] = None,
+    step: Optional[int] = None,
 ) -> Figure:
     """freqs, frac [d_mlp]: each neuron's best frequency and the share of its activation it
     explains; bars count the neurons explained >= threshold per frequency (the paper's clusters)."""
@@ -73,7 +78,7 @@ def neuron_clusters(
     ax.bar(values, counts, color="#1f3b73", width=0.85)
     for v, c in zip(values, counts):
         ax.annotate(str(int(v)), (v, c), ha="center", va="bottom", fontsize=8)
-    ax.set_xlim(0.5, max(int(freqs.max(initial=1)), 1) + 0.5)
+    ax.set_xlim(0.5, (n_freq or max(int(freqs.max(initial=1)), 1)) + 0.5)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("frequency k")
     ax.set_ylabel("MLP neurons")

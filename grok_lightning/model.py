@@ -244,16 +244,22 @@ class FactoredMLP(nn.Module):
         sides = 1 if W_in_a is W_in_b else 2
         return sides * W_in_a[0].numel() + W_out[0].numel()
 
-    @torch.no_grad()
     def load_model_params(self, k: int, arrays: dict[str, np.ndarray]):
         """Copy one model's unbatched arrays (keyed by the Haiku names) into slot k."""
-        expected = set(self.weights)
-        if set(arrays) != expected:
-            raise ValueError(f"parameter names {sorted(arrays)} do not match the model's {sorted(expected)}")
-        for name, value in arrays.items():
-            target = self.weights[name].data[k]
-            if tuple(value.shape) != tuple(target.shape):
-                raise ValueError(f"{name}: shape {tuple(value.shape)} != model's {tuple(target.shape)}")
-            # torch.tensor copies: a jax draw arrives as a read-only array, which as_tensor would
-            # wrap (and warn about) instead
-            target.copy_(torch.tensor(np.asarray(value)))
+        load_model_params(self.weights, k, arrays)
+
+
+@torch.no_grad()
+def load_model_params(weights: nn.ParameterDict, k: int, arrays: dict[str, np.ndarray]) -> None:
+    """Copy one model's unbatched arrays, keyed by parameter name, into slot k of batched weights
+    [K, ...]; the names and shapes must match exactly."""
+    expected = set(weights)
+    if set(arrays) != expected:
+        raise ValueError(f"parameter names {sorted(arrays)} do not match the model's {sorted(expected)}")
+    for name, value in arrays.items():
+        target = weights[name].data[k]
+        if tuple(value.shape) != tuple(target.shape):
+            raise ValueError(f"{name}: shape {tuple(value.shape)} != model's {tuple(target.shape)}")
+        # torch.tensor copies: a jax draw arrives as a read-only array, which as_tensor would
+        # wrap (and warn about) instead
+        target.copy_(torch.tensor(np.asarray(value)))

@@ -76,7 +76,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from grok_lightning.model import compute_dtype
+from grok_lightning.model import compute_dtype, load_model_params
 
 N_CTX = 3
 SUPPORTED_PRECISIONS = ("32", "64")
@@ -239,15 +239,7 @@ class BatchedTransformer(nn.Module):
     def n_trainable_per_model(self) -> int:
         return sum(w[0].numel() for w in self.weights.values())
 
-    @torch.no_grad()
     def load_model_params(self, k: int, arrays: dict[str, np.ndarray]):
         """Copy one model's unbatched arrays (keyed by this class's parameter names, in its
         orientation) into slot k."""
-        expected = set(self.weights)
-        if set(arrays) != expected:
-            raise ValueError(f"parameter names {sorted(arrays)} do not match the model's {sorted(expected)}")
-        for name, value in arrays.items():
-            target = self.weights[name].data[k]
-            if tuple(value.shape) != tuple(target.shape):
-                raise ValueError(f"{name}: shape {tuple(value.shape)} != model's {tuple(target.shape)}")
-            target.copy_(torch.tensor(np.asarray(value)))
+        load_model_params(self.weights, k, arrays)

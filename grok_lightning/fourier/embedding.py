@@ -174,10 +174,17 @@ def key_frequency_progress(
     K, p = key_part.shape[0], key_part.shape[-1]
     classes = torch.arange(p, device=key_part.device).expand(K, p)
     restricted = loss(key_part, classes)
-    s = (train_a + train_b).remainder(p)
-    models = torch.arange(K, device=key_part.device)[:, None]
-    excluded = loss(_train_logits(logits_all, train_a, train_b) - key_part[models, s], s)
-    return {"restricted_loss": restricted, "excluded_loss": excluded}
+    return {
+        "restricted_loss": restricted,
+        "excluded_loss": _excluded(logits_all, key_part, train_a, train_b, loss),
+    }
+
+
+def _excluded(logits_all: Tensor, key_part: Tensor, train_a: Tensor, train_b: Tensor, loss) -> Tensor:
+    """The loss of the logits minus their key part [K, p (s), p (c)] on the training pairs."""
+    s = (train_a + train_b).remainder(key_part.shape[-1])
+    models = torch.arange(key_part.shape[0], device=key_part.device)[:, None]
+    return loss(_train_logits(logits_all, train_a, train_b) - key_part[models, s], s)
 
 
 def sum_frequency_logits(logits_all: Tensor, key_mask: Tensor) -> Tensor:
@@ -219,7 +226,7 @@ def paper_progress_measures(
     restricted_table = key_part + logits_all.mean(dim=(-3, -2)).unsqueeze(-2)
     classes = torch.arange(p, device=key_part.device).expand(K, p)
     restricted = loss(restricted_table, classes)  # each s stands for its p pairs: the all-pairs mean
-    s = (train_a + train_b).remainder(p)
-    models = torch.arange(K, device=key_part.device)[:, None]
-    excluded = loss(_train_logits(logits_all, train_a, train_b) - key_part[models, s], s)
-    return {"restricted_loss": restricted, "excluded_loss": excluded}
+    return {
+        "restricted_loss": restricted,
+        "excluded_loss": _excluded(logits_all, key_part, train_a, train_b, loss),
+    }

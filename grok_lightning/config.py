@@ -57,6 +57,19 @@ def _merge(base: DictConfig, layer: Any, source: str) -> DictConfig:
         return OmegaConf.merge(base, layer)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{source}: {_one_line(exc)}") from None
+    except TypeError as exc:  # e.g. a mapping given where the schema has a list
+        keys = ", ".join(_leaf_keys(layer)) if isinstance(layer, DictConfig) else "?"
+        raise ConfigError(f"{source} ({keys}): {str(exc).splitlines()[0]}") from None
+
+
+def _leaf_keys(layer: DictConfig, prefix: str = "") -> list[str]:
+    """The dotted keys of an override layer, to section.key depth (where a type clash shows)."""
+    out = []
+    for key, value in layer.items():
+        name = f"{prefix}{key}"
+        nested = isinstance(value, DictConfig) and not prefix
+        out += _leaf_keys(value, f"{name}.") if nested else [name]
+    return out
 
 
 def parse_overrides(overrides: list[str]) -> DictConfig:
@@ -119,7 +132,10 @@ def _check_booleans(cfg: DictConfig, layer: DictConfig, prefix: str = "") -> Non
     """A boolean key takes true or false: OmegaConf would read 2 (or "yes") as True."""
     for key, value in layer.items():
         name = f"{prefix}{key}"
-        current = OmegaConf.select(cfg, name, default=None)
+        try:
+            current = OmegaConf.select(cfg, name, default=None)
+        except OmegaConfBaseException:  # e.g. a mapping given for a list: the merge names it
+            continue
         if isinstance(value, DictConfig):
             _check_booleans(cfg, value, f"{name}.")
         elif isinstance(current, bool) and not isinstance(value, bool):

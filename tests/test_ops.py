@@ -165,8 +165,18 @@ def test_bad_op_configs_are_one_line_errors_naming_the_key(overrides, named):
 
 @pytest.mark.parametrize("name", list(OPS))
 def test_every_op_loads_with_a_fitting_symmetric_flag(name):
-    cfg = C.load("modadd", None, [f"data.op={name}", f"data.symmetric={str(OPS[name].symmetric).lower()}"])
+    symmetric = OPS[name].symmetric
+    # a non-symmetric op also needs an MLP whose input tells a from b (a Win per side)
+    model = [] if symmetric else ["model.tied_hidden=false"]
+    cfg = C.load("modadd", None, [f"data.op={name}", f"data.symmetric={str(symmetric).lower()}", *model])
     assert cfg.data.op == name and C.load("modadd", None, []).data.op == "add"
+
+
+def test_a_non_symmetric_op_on_an_mlp_that_cannot_tell_a_from_b_is_refused():
+    with pytest.raises(C.ConfigError, match="set model.tied_hidden=false or model.embed=untied"):
+        C.load("modadd", None, ["data.op=sub", "data.symmetric=false"])
+    for fix in ("model.tied_hidden=false", "model.embed=untied"):
+        assert C.load("modadd", None, ["data.op=sub", "data.symmetric=false", fix]).data.op == "sub"
 
 
 def test_the_command_line_rejects_a_bad_op_with_one_line_and_writes_nothing(tmp_path, capsys):

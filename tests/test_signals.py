@@ -36,6 +36,16 @@ def test_interrupt_before_the_run_directory_exits_130_without_a_traceback(run_ro
 def test_sigint_or_sigterm_right_after_the_run_directory_leaves_no_directory(run_root, monkeypatch, capsys):
     import grok_lightning.loggers as L
 
+    # Python's own Ctrl-C handler, as in a fresh process (an earlier test may have left another)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _signal_each(run_root, monkeypatch, L)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # main restored the default
+
+
+def _signal_each(run_root, monkeypatch, L):
     for signum in (signal.SIGINT, signal.SIGTERM):
 
         def signalled(*a, signum=signum, **k):
@@ -46,7 +56,6 @@ def test_sigint_or_sigterm_right_after_the_run_directory_leaves_no_directory(run
         monkeypatch.setattr(L, "build_loggers", signalled)
         assert main(["task=modadd", *short_run_args(run_root, *TINY_RUN)]) == 130, signum
         assert run_dirs(run_root) == [], signum  # neither a half directory nor a lock left
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # main restored the default
 
 
 def test_signals_while_the_final_files_are_written_finish_them(run_root, monkeypatch, capsys):

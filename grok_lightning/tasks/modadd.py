@@ -81,6 +81,12 @@ def validate(cfg: DictConfig) -> None:
     freqs = list(m.freqs)
     if not all(type(f) is int for f in freqs):
         raise ConfigError(f"model.freqs={freqs} must be a list of whole numbers")
+    symmetric_input = m.embed in ("tied", "input_tied", "fixed") and m.tied_hidden
+    if not op.symmetric and symmetric_input and OmegaConf.select(m, "kind", default="mlp") == "mlp":
+        raise ConfigError(
+            f"data.op={op.name} is not symmetric, but this MLP's input is (one-hot a + one-hot b through "
+            "one embedding and one Win): set model.tied_hidden=false or model.embed=untied"
+        )
     if OmegaConf.select(m, "kind", default="mlp") == "transformer":
         if cfg.train.precision not in TRANSFORMER_PRECISIONS:
             raise ConfigError(

@@ -28,21 +28,24 @@ class ProgressMeasures(AnalysisCallback):
         return {name: v[0] for name, v in values.items()}
 
     def finals(self, pl_module, step: int):
-        if not self.steps:
-            return {}
-        loss_steps, values = pl_module.history_tensor()
-        fig = figures.progress_curves(
-            self.steps,
-            self.series["restricted_loss"],
-            self.series["excluded_loss"],
-            loss_steps,
-            values[:, 0, METRICS.index("train/loss")].tolist(),
-            values[:, 0, METRICS.index("test/loss")].tolist(),
-            **self.step_marks(pl_module),
-        )
-        return {"progress": fig}
+        return {"progress": progress_figure(self, pl_module)} if self.steps else {}
 
     def summary(self, pl_module) -> dict:
         if not self.steps:
             return {}
         return {"progress": {name: float(f"{v[-1]:.4g}") for name, v in self.series.items()}}
+
+
+def progress_figure(cb: AnalysisCallback, pl_module):
+    """A callback's restricted / excluded loss series against model 0's train and test loss (the
+    MLP's ProgressMeasures and the transformer's TransformerCircuit draw the same figure)."""
+    loss_steps, values = pl_module.history_tensor()
+    return figures.progress_curves(
+        cb.steps,
+        cb.series["restricted_loss"],
+        cb.series["excluded_loss"],
+        loss_steps,
+        values[:, 0, METRICS.index("train/loss")].tolist(),
+        values[:, 0, METRICS.index("test/loss")].tolist(),
+        **cb.step_marks(pl_module),
+    )

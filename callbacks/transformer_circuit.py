@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import torch
 
-from grok_lightning import figures
 from grok_lightning.figures import transformer_views as views
 from grok_lightning.fourier import embedding as em
-from grok_lightning.module import METRICS
 
 from ._base import AnalysisCallback
+from .progress_measures import progress_figure
 
 
 def _is_transformer(model) -> bool:
@@ -75,16 +74,7 @@ class TransformerCircuit(AnalysisCallback):
             step=step,
         )
         if self.steps:
-            loss_steps, values = pl_module.history_tensor()
-            out["progress"] = figures.progress_curves(
-                self.steps,
-                self.series["restricted_loss"],
-                self.series["excluded_loss"],
-                loss_steps,
-                values[:, 0, METRICS.index("train/loss")].tolist(),
-                values[:, 0, METRICS.index("test/loss")].tolist(),
-                **self.step_marks(pl_module),
-            )
+            out["progress"] = progress_figure(self, pl_module)
         return out
 
     @staticmethod

@@ -442,3 +442,18 @@ def test_progress_updates_at_the_logging_cadence():
     S.fit_batch(cfg, _models([(0, 0.1), (1, 0.1)]), torch.device("cpu"), [SP._Progress(updates.append, 20)])
     assert C.log_every(cfg) == 20
     assert updates == [20, 40, 60, 80, 100, None]  # not per step (10 calls of 10 steps), closed at the end
+
+
+def test_keys_added_at_their_off_value_keep_the_model_ids_of_earlier_sweeps(tmp_path):
+    """data.op, the Grokfast and warmup keys, model.kind and model.transformer came after these
+    sweeps were first run: at their off values they leave every model id as it was, so an earlier
+    sweep's out_dir resumes instead of being refused (ids taken before those keys existed)."""
+    from grok_lightning.sweep.spec import load_sweep
+
+    for name, first, last in [
+        ("modadd_seeds", "c06593bf5ac9", "06747c9e62b4"),
+        ("modadd_architecture_slice", "468871addaeb", "3ebc680a8819"),
+        ("parity_phase", "078d904ebde1", "5267e0d8eb58"),
+    ]:
+        sweep = load_sweep([f"sweep={name}", f"out_dir={tmp_path / name}"])
+        assert (sweep.models[0].id, sweep.models[-1].id) == (first, last), name

@@ -44,7 +44,10 @@ OFF_VALUES = {
     "optim.grokfast_lamb": 2.0,
     "optim.grokfast_window": 100,
     "optim.warmup_steps": 0,
+    "model.kind": "mlp",
 }
+# sections that matter only when their key is not at its off value (the MLP has no transformer)
+ONLY_WHEN_ON = {"model.kind": ("model.transformer",)}
 
 
 class SweepError(RuntimeError):
@@ -292,7 +295,8 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
             drop(identity, key)
         for key, off in OFF_VALUES.items():
             if OmegaConf.select(cfg, key) == off:
-                drop(identity, key)
+                for dropped in (key, *ONLY_WHEN_ON.get(key, ())):
+                    drop(identity, dropped)
         ident = json.dumps(identity, sort_keys=True)
         for key in PER_MODEL_KEYS:
             drop(identity, key)

@@ -18,12 +18,11 @@ from ._base import AnalysisCallback
 from .progress_measures import progress_figure
 
 
-def _is_transformer(model) -> bool:
-    return hasattr(model, "unembed_of_neurons")
-
-
 class TransformerCircuit(AnalysisCallback):
+    """Installed only where the config's model is the transformer (its analysis, "transformer")."""
+
     key, prefix = "transformer_circuit", "circuit"
+    _end_clusters = None  # (frequency, share) per neuron, from the end-of-run figures
 
     def _model_0(self, pl_module):
         model = pl_module.model
@@ -31,7 +30,7 @@ class TransformerCircuit(AnalysisCallback):
         return model, tokens[:1]
 
     def measure(self, pl_module) -> dict[str, float]:
-        if not pl_module.data or not _is_transformer(pl_module.model):
+        if not pl_module.data:
             return {}
         model, tokens = self._model_0(pl_module)
         p = model.p
@@ -51,8 +50,6 @@ class TransformerCircuit(AnalysisCallback):
         return {name: float(v[0]) for name, v in values.items()}
 
     def finals(self, pl_module, step: int):
-        if not _is_transformer(pl_module.model):
-            return {}
         model, tokens = self._model_0(pl_module)
         W_E = model.embedding()[:1].double()
         norms = em.embedding_frequency_norms(W_E)[0].cpu().numpy()
@@ -65,7 +62,7 @@ class TransformerCircuit(AnalysisCallback):
         p = model.p
         att = model.attention_patterns(tokens)[0, :, :, -1, 0]  # [heads, p*p]: "=" attending to a
         out["attention"] = views.attention_to_a(att.reshape(-1, p, p).cpu().numpy(), step=step)
-        freqs, frac = self._clusters(model, tokens)
+        freqs, frac = self._end_clusters = self._clusters(model, tokens)
         out["neuron_clusters"] = views.neuron_clusters(
             freqs.cpu().numpy(),
             frac.cpu().numpy(),
@@ -89,10 +86,9 @@ class TransformerCircuit(AnalysisCallback):
         return em.neuron_frequency_clusters(acts)
 
     def summary(self, pl_module) -> dict:
-        if not _is_transformer(pl_module.model):
-            return {}
         model, tokens = self._model_0(pl_module)
-        freqs, frac = self._clusters(model, tokens)
+        # the end-of-run figures, drawn just before, measured the clusters of these same weights
+        freqs, frac = self._end_clusters or self._clusters(model, tokens)
         clustered = freqs[frac >= em.NEURON_CLUSTER_THRESHOLD].tolist()
         sizes = {int(f): clustered.count(f) for f in sorted(set(clustered))}
         out = {

@@ -91,7 +91,7 @@ def run_payload(run_dir: Path) -> dict:
         "curves": curve_payload(history) if history is not None else None,
         "milestones": milestones(summary, history),
         "frames": frames,
-        "figures": run_figures(run_dir),
+        "figures": run_figures(run_dir) if "transformer" in TASKS[cfg.task].analyses_for(cfg) else [],
     }
 
 
@@ -120,11 +120,11 @@ RUN_FIGURES = {
 
 
 def run_figures(run_dir: Path) -> list[dict]:
-    """The transformer's end-of-run figures as data: URIs (the MLP's views are drawn by the page)."""
+    """A transformer run's end-of-run figures as data: URIs (the MLP's views are drawn by the page)."""
     out = []
     for name, (title, caption) in RUN_FIGURES.items():
         png = run_dir / "figures" / f"{name}.png"
-        if png.is_file() and (run_dir / "figures" / "attention.png").is_file():  # a transformer run
+        if png.is_file():
             data = base64.b64encode(png.read_bytes()).decode("ascii")
             out.append({"title": title, "caption": caption, "src": "data:image/png;base64," + data})
     return out

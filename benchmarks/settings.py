@@ -24,8 +24,9 @@ PARITY_CADENCE = ["train.log_every=40", "train.checkpoint_every=200"]
 PARITY_SHAPES = [(16, 1000), (64, 1250), (258, 1750)]  # (n_neurons, train_size)
 WEIGHT_DECAYS = [0.01, 0.03, 0.1, 0.3, 1.0]
 GROUP_SEEDS = 9  # 9 seeds x 5 weight decays: the sweep's 45 models per group
-# The main preset's own cadences at 50,000 steps, kept for shorter runs
-MODADD_CADENCE = ["train.log_every=100", "train.checkpoint_every=500"]
+# The main preset's own cadences at 50,000 steps, kept for shorter runs; a fixed budget (the preset's
+# adaptive one would extend a short timed run up to its 150,000-step cap)
+MODADD_CADENCE = ["train.log_every=100", "train.checkpoint_every=500", "train.step_cap=0"]
 MODADD_BATCH = 8  # the batched modadd row: 8 models of the main shape
 
 

@@ -123,6 +123,7 @@ class BatchedAdam(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        step_factors: dict[tuple, torch.Tensor] = {}  # -lr/bias1 per (device, dtype, rank, t): once a step
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             for p in group["params"]:
@@ -136,7 +137,8 @@ class BatchedAdam(torch.optim.Optimizer):
                 state["step"] += 1
                 t = state["step"]
                 lr64, wd_k, neg_lr_wd_k = self._vectors(p)
-                if self.warmup_steps and t <= self.warmup_steps:  # update t - 1 (0-based) of the warmup
+                warming = self.warmup_steps and t <= self.warmup_steps
+                if warming:  # update t - 1 (0-based) of the warmup
                     lr64, neg_lr_wd_k = self._warm(p, lr64, (t - 1) / self.warmup_steps)
                 grad = p.grad
                 if self.grokfast is not None:
@@ -150,8 +152,12 @@ class BatchedAdam(torch.optim.Optimizer):
                 v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
                 bias1 = 1.0 - beta1**t
                 bias2_sqrt = (1.0 - beta2**t) ** 0.5
-                denom = (v.sqrt() / bias2_sqrt).add_(group["eps"])
-                step_k = (-lr64 / bias1).to(p.dtype)  # -lr / bias1 rounded once per model
+                denom = v.sqrt().div_(bias2_sqrt).add_(group["eps"])
+                key = (p.device, p.dtype, p.dim(), t, bias1)
+                step_k = None if warming else step_factors.get(key)
+                if step_k is None:
+                    step_k = (-lr64 / bias1).to(p.dtype)  # -lr / bias1 rounded once per model
+                    step_factors[key] = step_k
                 p.addcdiv_(m * step_k, denom)
         return loss
 

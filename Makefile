@@ -18,7 +18,7 @@ ARGS ?=
 RUN ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train sweep ensemble report explore test test-full bench lint clean
+.PHONY: help setup train sweep ensemble report explore test test-full test-cluster bench lint clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,8 +59,14 @@ explore: $(STAMP) ## (re)build the offline interactive page of a run or sweep: R
 test: $(STAMP) ## the fast test suite (a few minutes on 2 cores)
 	$(PY) -m pytest -q $(ARGS)
 
-test-full: $(STAMP) ## every test, including the slow full-length training runs
-	$(PY) -m pytest -q -m "" $(ARGS)
+test-full: $(STAMP) ## every test, including the slow full-length training runs (not the cluster ones)
+	$(PY) -m pytest -q -m "not cluster" $(ARGS)
+
+# Needs slurm-wlm and munge (apt-get install -y slurm-wlm munge); the cluster stays up afterwards
+# (scripts/slurm_cluster.sh stop). -s: the tests print their job ids and sacct lines.
+test-cluster: $(STAMP) ## sbatch/srun, scontrol requeue and fabric run on a one-node SLURM cluster here
+	scripts/slurm_cluster.sh
+	$(PY) -m pytest -q -s -m cluster tests/test_cluster.py $(ARGS)
 
 bench: $(STAMP) ## speed tables: Lightning vs plain loop, sweep throughput, torch.compile [ARGS="--quick"]
 	$(PY) -m benchmarks $(ARGS)

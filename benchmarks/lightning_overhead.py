@@ -22,7 +22,6 @@ from grok_lightning import config as C
 from grok_lightning.module import build_module
 from grok_lightning.train import train
 
-
 REPEATS = 3  # interleaved plain / Lightning pairs
 
 
@@ -86,14 +85,17 @@ def run(console: Console, scale: Scale) -> dict:
         table.add_column(col)
     table.add_row(f"plain PyTorch loop (best of {REPEATS})", f"{plain_best:.3f}", "1.00", "")
     table.add_row(
-        f"Lightning, default logging, callbacks off (best of {REPEATS})", f"{core:.3f}", f"{core / plain_best:.2f}", "<= 1.10"
+        f"Lightning, default logging, callbacks off (best of {REPEATS})",
+        f"{core:.3f}",
+        f"{core / plain_best:.2f}",
+        "<= 1.10",
     )
     table.add_row(
         "Lightning, every callback on", f"{analysed:.3f}", f"{analysed / core:.2f} x callbacks off", "<= 1.10"
     )
     console.print(table)
     runs = lambda ms: ", ".join(f"{x:.3f}" for x in ms)  # noqa: E731
-    console.print(f"plain loop runs: {runs(plain_runs)}; Lightning runs: {runs(core_runs)} ms/step (the spread is machine noise)")
+    console.print(f"plain loop: {runs(plain_runs)}; Lightning: {runs(core_runs)} ms/step (the spread: noise)")
     return {
         "steps": steps,
         "plain_ms": plain_runs,

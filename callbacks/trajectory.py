@@ -32,7 +32,7 @@ from grok_lightning import runs
 
 from ._base import AnalysisCallback, collapsed_weights, crossed, resolve_cadence
 
-FRAMES = 200  # default cadence: max_steps // FRAMES (>= 100 frames for the explorer's slider)
+FRAMES = 100  # default cadence max_steps // FRAMES: the slider's 100 positions; a run stays <= 5 MB
 FILENAME = "trajectory.npz"
 ARRAYS = ("W_input", "W_output", "W_input_b")
 
@@ -60,7 +60,7 @@ def read_trajectory(path: Path) -> Optional[dict]:
 
 
 class Trajectory(AnalysisCallback):
-    """Every `frames_every` steps (default max(max_steps // 200, steps_per_call)), after the first
+    """Every `frames_every` steps (default max(max_steps // 100, steps_per_call)), after the first
     training_step and at the last step; nothing during `grok_lightning.report` (it replays
     checkpoints, which are far coarser than the trajectory it would replace)."""
 

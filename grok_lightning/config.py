@@ -142,6 +142,19 @@ def _check_booleans(cfg: DictConfig, layer: DictConfig, prefix: str = "") -> Non
             raise ConfigError(f"{name}={value}: expected true or false")
 
 
+MAX_INT = 2**53
+
+
+def _leaves(node, prefix: str = ""):
+    """(dotted key, value) of every leaf of a plain nested container."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else None
+    if items is None:
+        yield prefix, node
+        return
+    for key, value in items:
+        yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+
+
 def validate(cfg: DictConfig) -> None:
     """Value checks the type schema cannot express: the shared ones, then the task's (its choices,
     rules and validate hook). Raises ConfigError naming the first bad key."""
@@ -151,6 +164,9 @@ def validate(cfg: DictConfig) -> None:
     task = TASKS.get(cfg.task)
     if task is None:
         raise ConfigError(f"unknown task {cfg.task!r}; available tasks: {', '.join(sorted(TASKS))}")
+    for key, value in _leaves(OmegaConf.to_container(cfg)):
+        if type(value) is int and abs(value) > MAX_INT:  # past int64 (torch) and exact floats (sizes)
+            raise ConfigError(f"{key}={value} is too large: whole numbers in a config are at most 2**53")
     for key, choices in {**CHOICES, **task.choices}.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and str(value) not in choices:

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
@@ -33,11 +34,9 @@ from grok_lightning import config as C
 from grok_lightning import histories, outcome, runs
 from grok_lightning.fate import FATES
 from grok_lightning.module import METRICS
-from grok_lightning.tasks import TASKS
 
 # Steps the article's own notebooks printed (test accuracy first >= 0.99), marked on the spread.
 ARTICLE_STEPS = {("modadd", "main"): 40_800}
-ENSEMBLE_KEYS = ("perturb", "scale", "precisions", "threads", "out_dir")
 COLUMNS = (
     "member",
     "precision",
@@ -152,34 +151,58 @@ def spread(rows: Sequence[dict], max_steps: int) -> dict:
     }
 
 
+@dataclass
+class Options:
+    """The ensemble's own keys; the rest of the command line is the reference run's config."""
+
+    perturb: int = 8
+    scale: float = 1e-9
+    precisions: Optional[str] = None  # comma-separated; None: the run's own, then 64,32,64_mm32,tf32,bf16
+    threads: int = 2
+    out_dir: Optional[str] = None
+
+
+ENSEMBLE_KEYS = tuple(f.name for f in fields(Options))
+
+
 def parse(argv: Sequence[str]) -> tuple[DictConfig, dict]:
-    """(the reference run config, ensemble options). Raises ConfigError."""
-    from grok_lightning.train import split_args
+    """(the reference run config, ensemble options). Raises ConfigError, writes nothing."""
+    from grok_lightning.machine import estimated_bytes, memory_limit
+    from grok_lightning.rundir import _interpolated_key
+    from grok_lightning.train import resolve_config, split_args
 
     special, rest = split_args(argv)
-    opts = {"perturb": 8, "scale": 1e-9, "precisions": None, "threads": 2, "out_dir": None}
-    overrides = []
-    for arg in rest:
-        key, _, value = arg.partition("=")
-        if key not in ENSEMBLE_KEYS:
-            overrides.append(arg)
-            continue
+    if extra := sorted(special.keys() - {"task", "preset"}):
+        raise C.ConfigError(f"{extra[0]}= is not an ensemble option: its members train from scratch")
+    mine = [arg for arg in rest if arg.partition("=")[0] in ENSEMBLE_KEYS]
+    overrides = [arg for arg in rest if arg.partition("=")[0] not in ENSEMBLE_KEYS]
+    # the run's config as train checks it (interpolations, keys, values, this machine); ours alike
+    cfg, _ = resolve_config([*(f"{k}={v}" for k, v in special.items()), *overrides])
+    for arg in mine:
+        if not arg.partition("=")[2].strip():  # not the default: an empty precisions= trains all six
+            raise C.ConfigError(f"{arg.partition('=')[0]}= is empty")
+    layer = C.parse_overrides(mine)
+    if key := _interpolated_key(OmegaConf.to_container(layer, resolve=False)):
+        raise C.ConfigError(f"{key}: interpolations (${{...}}) are not allowed in overrides")
+    opts = OmegaConf.to_container(C._merge(OmegaConf.structured(Options), layer, "override"))
+    for key, ok, rule in (
+        ("perturb", opts["perturb"] >= 0, ">= 0"),
+        ("threads", opts["threads"] >= 0, ">= 0 (0: no threads member)"),
+        ("scale", 0 <= opts["scale"] < 1, "in [0, 1)"),  # NaN too
+    ):
+        if not ok:
+            raise C.ConfigError(f"{key}={opts[key]} must be {rule}")
+    each, limit = estimated_bytes(cfg), memory_limit(cfg)
+    if each and opts["perturb"] > limit / each:  # the perturbed members train as one batch
+        raise C.ConfigError(
+            f"perturb={opts['perturb']}: one batch of that many models (~{each / 2**30:.3g} GiB each) "
+            f"needs more than the {limit / 2**30:.3g} GiB of memory here"
+        )
+    if opts["threads"]:
         try:
-            if key in ("perturb", "threads"):
-                opts[key] = int(value)
-                if opts[key] < 0:
-                    raise ValueError
-            elif key == "scale":
-                opts[key] = float(value)
-                if not (0 <= opts[key] < 1):
-                    raise ValueError
-            else:
-                opts[key] = value
-        except ValueError:
-            raise C.ConfigError(f"{key}={value!r}: expected a number >= 0 (scale: in [0, 1))") from None
-    if "task" not in special:
-        raise C.ConfigError(f"no task given; available tasks: {', '.join(sorted(TASKS))}")
-    cfg = C.load(special["task"], special.get("preset"), overrides)
+            with_train(cfg, cpu_threads=opts["threads"])
+        except C.ConfigError as exc:
+            raise C.ConfigError(f"threads={opts['threads']}: {exc}") from None
     precisions = (opts["precisions"] or f"{cfg.train.precision},64,32,64_mm32,tf32,bf16").split(",")
     allowed = C.CHOICES["train.precision"]
     for p in precisions:
@@ -198,6 +221,8 @@ def with_train(cfg: DictConfig, **train) -> DictConfig:
 
 
 def run(cfg: DictConfig, opts: dict, console: Optional[Console] = None) -> dict:
+    from grok_lightning.sweep.spec import make_out_dir
+
     console = console or Console()
     out = Path(
         opts["out_dir"] or Path("ensembles") / f"{cfg.task}-{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -221,7 +246,7 @@ def run(cfg: DictConfig, opts: dict, console: Optional[Console] = None) -> dict:
     console.print(
         f"ensemble of {n_members} members ({cfg.task} / {cfg.preset}, {cfg.train.max_steps:,} steps) -> {out}"
     )
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     rows: list[dict] = []
     threads_before = torch.get_num_threads()
     for i, (name, member_cfg, n, scale) in enumerate(plan):
@@ -289,7 +314,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         cfg, opts = parse(argv)
         run(cfg, opts)
-    except C.ConfigError as exc:
+    except (C.ConfigError, OSError) as exc:  # OSError: as train, e.g. a full disk (files are atomic)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

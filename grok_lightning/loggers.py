@@ -261,9 +261,17 @@ def wandb_summary(summary: dict) -> dict:
 
 def finish_loggers(loggers: list[Logger], status: str, summary: Optional[dict] = None) -> None:
     """Flush every logger; end the W&B run, which WandbLogger leaves open (a later run in the same
-    process would otherwise log into it), after copying the run's verdicts into its summary."""
+    process would otherwise log into it), after copying the run's verdicts into its summary. An
+    offline W&B run's media that duplicate the run directory's files become hard links to them."""
     for logger in loggers:
         logger.finalize("success" if status == "finished" else "failed")
         if type(logger).__name__ == "WandbLogger":
-            logger.experiment.summary.update(wandb_summary(summary or {}))
-            logger.experiment.finish(exit_code=0 if status == "finished" else 1)
+            run = logger.experiment
+            run.summary.update(wandb_summary(summary or {}))
+            files, offline = Path(run.dir), run.settings.mode == "offline"
+            run.finish(exit_code=0 if status == "finished" else 1)
+            if offline and logger.save_dir:  # its figures and page: links to the run dir's, not copies
+                try:
+                    runs.link_copies(files, logger.save_dir)
+                except OSError:  # only disk space at stake: the copies stay
+                    pass

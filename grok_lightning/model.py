@@ -12,45 +12,15 @@ embedding every example, with identical results. No Lightning here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from grok_lightning.model_configs import ACTIVATIONS, EMBED_MODES, FactoredMLPConfig  # noqa: F401
 from grok_lightning.rounding import BF16_BITS, TF32_BITS, rounded_bmm
-
-EMBED_MODES = ("tied", "input_tied", "untied", "fixed")
-ACTIVATIONS = ("relu", "square")
-
-
-@dataclass
-class FactoredMLPConfig:
-    """The factored MLP's settings: the `model` section of modadd's config, taken whole by
-    FactoredMLP and by the original-weights draw (grok_lightning.original_init)."""
-
-    d_embed: int = 500
-    n_neurons: int = 24
-    embed: str = "tied"  # tied | input_tied | untied | fixed (constant cos/sin embedding)
-    tied_hidden: bool = True
-    collapsed_hidden: bool = False
-    collapsed_out: bool = False
-    activation: str = "relu"  # relu | square
-    freqs: list[int] = field(default_factory=lambda: [1])  # embed=fixed: d_embed = 2 * len(freqs)
-    init: str = "torch"  # torch: PyTorch's generator | original: the JAX/Haiku draw of the notebooks
-    loss_scale: str = "per_class"  # per_class: CE / p as the original logged | mean: plain CE
-
-    @property
-    def embed_width(self) -> int:
-        """The embedding's width: d_embed, or cos and sin per frequency for the fixed circle."""
-        return 2 * len(self.freqs) if self.embed == "fixed" else self.d_embed
-
-    @property
-    def tied_unembed(self) -> bool:
-        """Whether the unembedding is E^T (tied or fixed embedding) rather than its own matrix."""
-        return self.embed in ("tied", "fixed")
-
 
 # Haiku's VarianceScaling(truncated_normal) divides by the std of a unit normal cut at +/-2 sigma,
 # so the drawn values end up with exactly the requested std.

@@ -7,7 +7,7 @@ callbacks that apply to the run's task are replayed over the checkpoints with th
 they use during training (whatever the run's callback switches were), so the figures match:
 scalars at every checkpoint, image frames at the checkpoints on their image cadence, then the
 end-of-run figures from the last checkpoint. A run keeps only its newest checkpoints
-(train.keep_checkpoints, default 3 besides last.ckpt): the report uses those that exist and says
+(train.keep_checkpoints, default 1 besides last.ckpt): the report uses those that exist and says
 how many frames they gave; the full metric curves come from metrics.csv. A bad run directory gives
 one error line on stderr, exit code 2, and nothing written.
 """
@@ -36,6 +36,7 @@ def render(run_dir: Path, log=print) -> list[str]:
     from grok_lightning.callbacks import build_callbacks
     from grok_lightning.module import build_run_module
     from grok_lightning.record import load_run
+    from grok_lightning.rundir import read_fitting_checkpoint
     from grok_lightning.tasks import TASKS
 
     record = load_run(run_dir)
@@ -44,24 +45,25 @@ def render(run_dir: Path, log=print) -> list[str]:
     last_path = runs.last_checkpoint(run_dir)
     if last_path is None and not ckpts:
         raise ReportError(f"{run_dir}: no checkpoints (checkpoints/*.ckpt) to render from")
-    last = read_checkpoint(last_path or ckpts[-1][1])
-    last_step = int(last.get("global_step", ckpts[-1][0] if ckpts else 0))
+    task = TASKS[cfg.task]
+    try:
+        datamodule, module = build_run_module(cfg)
+    except (ValueError, MemoryError) as exc:  # as train: a config.yaml this machine cannot build
+        raise ReportError(f"{run_dir}/config.yaml: {str(exc).splitlines()[0]}") from None
+    # Every checkpoint is checked before a figure is drawn, as a resume checks its own (readable,
+    # fitting the model of config.yaml, finite): a NaN one would fail halfway through the figures.
+    last = read_fitting_checkpoint(last_path or ckpts[-1][1], module)
+    last_step = int(last["global_step"])
     if not ckpts or ckpts[-1][0] < last_step:
         ckpts.append((last_step, last_path))
+    for step, path in ckpts:
+        if path != last_path and step != last_step:
+            read_fitting_checkpoint(path, module)
 
-    task = TASKS[cfg.task]
-    datamodule, module = build_run_module(cfg)
+    def load_state(ckpt: dict) -> None:  # checked above: it fits
+        module.load_state_dict(ckpt["state_dict"])
 
-    def load_state(ckpt: dict) -> None:
-        state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-        try:
-            module.model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ReportError(
-                f"checkpoint does not fit the model of config.yaml: {str(exc).splitlines()[0]}"
-            ) from None
-
-    load_state(last)  # fail on a mismatched checkpoint before anything is written
+    load_state(last)
     module.attach_data(datamodule)
     logged = record.history
     if len(logged):
@@ -101,12 +103,15 @@ def render(run_dir: Path, log=print) -> list[str]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) != 1 or argv[0] in ("-h", "--help", "help"):
-        print(USAGE, file=sys.stderr if len(argv) != 1 else sys.stdout)
-        return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
+    if argv in (["-h"], ["--help"], ["help"]):
+        print(USAGE)
+        return 0
+    if len(argv) != 1:
+        print(f"error: one run directory expected, {len(argv)} arguments given; {USAGE}", file=sys.stderr)
+        return 2
     try:
         render(Path(argv[0]))
-    except (RunError, C.ConfigError) as exc:
+    except (RunError, C.ConfigError, OSError) as exc:  # OSError: e.g. a name too long, a full disk
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

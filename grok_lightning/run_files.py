@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from grok_lightning import config as C
 from grok_lightning import runs
@@ -32,7 +33,7 @@ def first_line(exc: BaseException) -> str:
 def read_config(run_dir: Path) -> DictConfig:
     """config.yaml merged over its task's schema and validated, as the run was trained."""
     if not run_dir.is_dir():
-        raise RunError(f"{run_dir}: no such directory")
+        raise RunError(f"{run_dir}: {'not a directory' if run_dir.exists() else 'no such directory'}")
     if not runs.is_run_dir(run_dir):
         raise RunError(f"{run_dir}: not a run directory (no config.yaml)")
     try:
@@ -46,15 +47,18 @@ def config_from(saved, source: str) -> DictConfig:
     """A saved config (DictConfig or YAML text) merged over its task's schema and validated."""
     from grok_lightning.tasks import TASKS
 
-    if isinstance(saved, str):
-        saved = OmegaConf.create(saved)
-    task = saved.get("task") if isinstance(saved, DictConfig) else None
-    if task not in TASKS:
-        raise RunError(f"{source} names unknown task {task!r}")
     try:
+        if isinstance(saved, str):
+            saved = OmegaConf.create(saved)
+        task = saved.get("task") if isinstance(saved, DictConfig) else None
+        if task not in TASKS:
+            raise RunError(f"{source} names unknown task {task!r}")
         cfg = C.over_schema(task, saved, source)
-    except C.ConfigError as exc:
-        raise RunError(str(exc)) from None
+        OmegaConf.resolve(cfg)  # train writes no interpolation: one fails here, not in a later read
+    except C.ConfigError as exc:  # a value check names the key only: add the file
+        raise RunError(str(exc) if source in str(exc) else f"{source}: {exc}") from None
+    except OmegaConfBaseException as exc:
+        raise RunError(f"{source}: {C._one_line(exc)}") from None
     return cfg
 
 

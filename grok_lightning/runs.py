@@ -47,6 +47,49 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def atomic_link(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """path becomes a hard link to source's bytes (one copy on disk), placed atomically; where the
+    file system has no hard links, a copy written atomically."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.link{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        atomic_write_bytes(path, Path(source).read_bytes())
+        return
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def link_copies(copies: str | os.PathLike, originals: str | os.PathLike) -> int:
+    """Each file under `copies` whose bytes equal a file under `originals` (outside `copies`)
+    becomes a hard link to it: W&B's offline run keeps its own copy of every figure and page the
+    run directory already has. Returns the bytes freed."""
+    copies, originals = Path(copies).resolve(), Path(originals).resolve()
+    by_size: dict[int, list[Path]] = {}
+    for path in originals.rglob("*"):
+        if path.is_file() and not path.is_symlink() and copies not in path.parents:
+            by_size.setdefault(path.stat().st_size, []).append(path)
+    freed = 0
+    for copy in copies.rglob("*"):
+        if not copy.is_file() or copy.is_symlink() or copy.stat().st_nlink > 1:
+            continue
+        size = copy.stat().st_size
+        data = None
+        for original in by_size.get(size, []):
+            data = copy.read_bytes() if data is None else data
+            if original.read_bytes() == data:
+                atomic_link(original, copy)
+                freed += size
+                break
+    return freed
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 

@@ -50,7 +50,7 @@ class TrainConfig:
     # operands rounded to TF32's 10 / bfloat16's 7 mantissa bits as on a GPU's tensor cores)
     log_every: int = 0  # 0: max_steps // 500, the original's cadence
     checkpoint_every: int = 0  # 0: max_steps // 100
-    keep_checkpoints: int = 3  # step=<N>.ckpt files kept besides last.ckpt, newest first; -1: all
+    keep_checkpoints: int = 1  # step=<N>.ckpt files kept besides last.ckpt, newest first; -1: all
     steps_per_call: int = 10  # optimiser steps per Lightning training_step (cuts loop overhead)
     accelerator: str = "auto"
     devices: int = 1

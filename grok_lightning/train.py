@@ -15,19 +15,16 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-import torch
 from omegaconf import DictConfig
 from rich.console import Console
 
 from grok_lightning import config as C
 from grok_lightning import runs
 from grok_lightning.cli_help import config_tree, help_text
-from grok_lightning.fate import extension_words
-from grok_lightning.machine import check_machine
-from grok_lightning.module import Diverged, build_run_module
-from grok_lightning.rundir import AsUninterrupted, RunFinished, open_run_dir, resume_config
-from grok_lightning.summary import callbacks_summary, history_of, run_summary
 from grok_lightning.tasks import TASKS
+
+# torch, Lightning and the modules built on them are imported where a run starts: a config error,
+# --help and print_config=true answer without them (within ~1 s).
 
 __all__ = ["main", "resolve_config", "split_args", "train"]
 SPECIAL = ("task", "preset", "resume", "print_config")  # arguments that are not config keys
@@ -46,26 +43,37 @@ def split_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     return special, overrides
 
 
-def resolve_config(argv: Sequence[str]) -> tuple[DictConfig, Optional[Path]]:
-    """(validated config, run directory to resume or None). Raises ConfigError."""
+def resolve_config(argv: Sequence[str], check: bool = True) -> tuple[DictConfig, Optional[Path]]:
+    """(validated config, run directory to resume or None). Raises ConfigError. check: also check
+    the config against this machine (grok_lightning.machine; print_config=true does not)."""
     special, overrides = split_args(argv)
     for item in overrides:
         if "${" in item.split("=", 1)[-1]:
             key = item.split("=", 1)[0]
             raise C.ConfigError(f"{key}: interpolations (${{...}}) are not allowed in overrides")
     if "resume" in special:
+        from grok_lightning.rundir import resume_config
+
         cfg, run_dir = resume_config(special, overrides)
     elif "task" not in special:
         raise C.ConfigError(f"no task given; available tasks: {', '.join(sorted(TASKS))}")
     else:
         cfg, run_dir = C.load(special["task"], special.get("preset"), overrides), None
-    check_machine(cfg)
+    if check:
+        from grok_lightning.machine import check_machine
+
+        check_machine(cfg)
     return cfg, run_dir
 
 
 def train(cfg: DictConfig, resume_dir: Optional[Path] = None, console: Optional[Console] = None):
     """Fit one run and write its directory; returns its RunRecord (path-like: the run directory),
     whose summary["status"] says how it ended (finished / interrupted / diverged)."""
+    import torch
+
+    from grok_lightning.module import build_run_module
+    from grok_lightning.rundir import RunFinished, open_run_dir
+
     console = console or Console()
     if cfg.train.flush_denormal:
         torch.set_flush_denormal(True)
@@ -94,8 +102,12 @@ def _fit_and_write(cfg: DictConfig, console: Console, datamodule, module, run_di
     """Fit in the open run directory, then write its final files whole (signals deferred)."""
     from grok_lightning.callbacks import build_callbacks
     from grok_lightning.early_warning import EarlyWarning
+    from grok_lightning.fate import extension_words
     from grok_lightning.interrupt import Deferred, GracefulStop
     from grok_lightning.loggers import build_loggers
+    from grok_lightning.module import Diverged
+    from grok_lightning.rundir import AsUninterrupted
+    from grok_lightning.summary import callbacks_summary, run_summary
     from grok_lightning.trainer import build_trainer
 
     console.print(config_tree(cfg))
@@ -144,6 +156,7 @@ def _fit_and_write(cfg: DictConfig, console: Console, datamodule, module, run_di
 def _write_final_files(cfg: DictConfig, console: Console, module, run_dir: Path, loggers, summary: dict):
     from grok_lightning.loggers import finish_loggers
     from grok_lightning.record import RunRecord
+    from grok_lightning.summary import history_of
 
     runs.write_json(run_dir / "summary.json", summary)
     page = explorer_page(run_dir, loggers, console)
@@ -154,8 +167,9 @@ def _write_final_files(cfg: DictConfig, console: Console, module, run_dir: Path,
     return RunRecord(run_dir, cfg, history=history_of(module), summary=summary)
 
 
-def finished_run(done: RunFinished, console: Console):
-    """A finished run resumed with nothing to train: say so, change nothing, return its record."""
+def finished_run(done, console: Console):
+    """A finished run resumed with nothing to train (done: rundir.RunFinished): say so, change
+    nothing, return its record."""
     from grok_lightning.record import RunRecord
     from grok_lightning.run_files import read_config
 
@@ -255,7 +269,7 @@ def _main(argv: list[str]) -> int:
             print(help_text(split_args(argv)[0].get("task")))
             return 0
         print_only = wants_print_config(split_args(argv)[0])
-        cfg, resume_dir = resolve_config(argv)
+        cfg, resume_dir = resolve_config(argv, check=not print_only)
         if print_only:
             print(C.to_yaml(cfg), end="")
             return 0

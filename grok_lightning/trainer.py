@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
 import time
 import warnings
@@ -96,31 +97,88 @@ def progress_items(trainer, pl_module) -> dict:
     return items
 
 
-class PlainProgress(L.Callback):
-    """Where stdout is no terminal (nohup, a scheduler's log): a plain line at most every
-    `every_s` seconds, at a logged step, and one at the end, instead of a live bar."""
+# Seconds between two plain progress lines (PlainProgress): 30 unless this variable says otherwise.
+PROGRESS_EVERY_ENV = "GROK_PROGRESS_EVERY_S"
 
-    def __init__(self, every_s: float = 30.0, clock=time.monotonic):
-        self.every_s, self.clock, self.last = every_s, clock, None
+
+def plain_every_s() -> float:
+    raw = os.environ.get(PROGRESS_EVERY_ENV, "")
+    try:
+        every = float(raw) if raw else 30.0
+    except ValueError:
+        every = float("nan")
+    if not every > 0:
+        raise C.ConfigError(f"${PROGRESS_EVERY_ENV}={raw!r} must be a number of seconds > 0")
+    return every
+
+
+class PlainProgress(L.Callback):
+    """Where stdout is no terminal (nohup, a scheduler's log): a plain line at most every `every_s`
+    seconds ($GROK_PROGRESS_EVERY_S, default 30) and one at the end, instead of a live bar, written
+    to `out` (default stdout) and flushed. The clock is read at every optimiser step, not only at the
+    end of a training_step call: a call runs steps_per_call steps, which can outlast a minute.
+    A line: `<head>step s / nominal (cap c)  <progress_items>  ETA <t>`, t at the speed so far to
+    the nominal budget, past it to the cap ("at most"); subclasses add items (`items`)."""
+
+    def __init__(self, every_s: Optional[float] = None, clock=time.monotonic, head: str = "", out=None):
+        self.every_s = plain_every_s() if every_s is None else every_s
+        self.clock, self.head, self.out = clock, head, out
+        self.last = self.started = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.started = (self.clock(), trainer.global_step)  # a resume's speed counts from its own start
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.tick(trainer, pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        self.tick(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.started = None  # the end line has no ETA
+        self.emit(trainer, pl_module, self.clock())
+
+    def tick(self, trainer, pl_module) -> None:
         now = self.clock()
         if self.last is None or now - self.last >= self.every_s:
             self.last = now
-            self.emit(trainer, pl_module)
+            self.emit(trainer, pl_module, now)
 
-    def on_train_end(self, trainer, pl_module) -> None:
-        self.emit(trainer, pl_module)
+    @staticmethod
+    def target(trainer, pl_module) -> tuple[int, bool]:
+        """(the step the ETA counts to, whether that is only a bound): the nominal budget, past it
+        the cap, where an adaptive budget may stop the run sooner."""
+        budget = getattr(pl_module, "budget", None)
+        if budget is not None and trainer.global_step < budget.nominal:
+            return budget.nominal, False
+        return trainer.max_steps, budget is not None and budget.adaptive
 
-    def emit(self, trainer, pl_module) -> None:
+    def left_s(self, trainer, pl_module, now: float) -> Optional[float]:
+        """Seconds to the target step at the speed since the start (None before a step is done)."""
+        if self.started is None or trainer.global_step <= self.started[1]:
+            return None
+        (t0, step0), step = self.started, trainer.global_step
+        return max(self.target(trainer, pl_module)[0] - step, 0) * (now - t0) / (step - step0)
+
+    def items(self, trainer, pl_module, now: float) -> dict:
+        items = progress_items(trainer, pl_module)
+        left = self.left_s(trainer, pl_module, now)
+        if left is not None:
+            from grok_lightning.sweep.eta import fmt_duration  # here: the sweep package imports this module
+
+            items["ETA"] = fmt_duration(left) + (" at most" if self.target(trainer, pl_module)[1] else "")
+        return items
+
+    def emit(self, trainer, pl_module, now: float) -> None:
         if not trainer.is_global_zero:
             return
-        items = progress_items(trainer, pl_module)
+        items = self.items(trainer, pl_module, now)
         budget, limit = getattr(pl_module, "budget", None), ""
         if budget is not None:
             limit = f" / {budget.nominal:,}" + (f" (cap {budget.cap:,})" if budget.adaptive else "")
         step = items.pop("step")
-        print(f"step {step:,}{limit}  " + "  ".join(f"{k} {v}" for k, v in items.items()), flush=True)
+        parts = [f"{self.head}step {step:,}{limit}", *(f"{k} {v}" for k, v in items.items())]
+        print("  ".join(parts), file=self.out or sys.stdout, flush=True)
 
 
 class GrokProgressBar(RichProgressBar):
@@ -168,13 +226,31 @@ def build_trainer(
         default_root_dir=str(run_dir) if run_dir else None,
         precision="32-true",  # dtypes are the model's own choice (see model.compute_dtype)
     )
+    kwargs.update(slurm_kwargs(run_dir))
     kwargs.update(trainer_kwargs)
     return L.Trainer(**kwargs)
 
 
+def slurm_kwargs(run_dir: Optional[Path]) -> dict:
+    """Under SLURM, Lightning's own requeue handler is off: on SIGUSR1 it saved hpc_ckpt_*.ckpt into
+    default_root_dir and each rank requeued the job itself; a sweep batch (no run dir) had the submit
+    directory there, and the next batch of the requeued job loaded that checkpoint of another batch.
+    Runs resume from their own last.ckpt and sweeps from their batch files; a batch's root is an
+    empty directory of its own, where no old hpc checkpoint can be."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    if not SLURMEnvironment.detect():
+        return {}
+    import tempfile
+
+    root = str(run_dir) if run_dir else tempfile.mkdtemp(prefix="grok-batch-root-")
+    return {"plugins": [SLURMEnvironment(auto_requeue=False)], "default_root_dir": root}
+
+
 class RunCheckpoint(L.Callback):
     """checkpoints/last.ckpt, always the newest state (rewritten atomically: never versioned, never
-    half written), plus step=<N>.ckpt every `every` steps, of which the newest `keep` stay (-1: all).
+    half written), plus step=<N>.ckpt every `every` steps, of which the newest `keep` stay (-1: all);
+    a step file saved with last.ckpt is a hard link to it, so the pair costs the disk one copy.
     Before each save the CSV rows are flushed (so a kill loses none a resume would not remeasure)
     and the weights and optimiser state are checked: a non-finite state is a divergence, not a
     checkpoint. Lightning's ModelCheckpoint versioned last.ckpt on resume (last-v1.ckpt) and
@@ -215,7 +291,8 @@ class RunCheckpoint(L.Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         runs.atomic_write_bytes(self.last_path, buf.getvalue())  # first: last.ckpt is never older
         if self.every and step % self.every == 0:
-            runs.atomic_write_bytes(self.folder / f"step={step}.ckpt", buf.getvalue())
+            # the same bytes: a hard link, not a second copy (last.ckpt's next write is a new file)
+            runs.atomic_link(self.last_path, self.folder / f"step={step}.ckpt")
             self.prune()
         self.saved_step = step
 

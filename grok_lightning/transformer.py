@@ -69,7 +69,6 @@ Discrepancies
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -77,19 +76,10 @@ import torch
 from torch import nn
 
 from grok_lightning.model import compute_dtype, load_model_params
+from grok_lightning.model_configs import TransformerConfig
 
 N_CTX = 3
 SUPPORTED_PRECISIONS = ("32", "64")
-
-
-@dataclass
-class TransformerConfig:
-    """The transformer's settings (defaults Nanda et al. 2023's); p comes from the data."""
-
-    d_model: int = 128
-    n_heads: int = 4
-    d_head: int = 32
-    d_mlp: int = 512
 
 
 def _original_draws(cfg: TransformerConfig, p: int, gen: torch.Generator) -> dict[str, torch.Tensor]:

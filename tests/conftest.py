@@ -8,7 +8,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import torch
+
+import grok_lightning  # noqa: F401  (first: it sets MKL's reproducible mode before torch runs MKL)
+
+import torch  # isort: skip  (after grok_lightning)
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

@@ -163,6 +163,8 @@ MACHINE_LACKS = {
         ("run_root={file}/runs", "run_root"),
         # the reliability probe's cases (issue: reliability, round three)
         ("train.max_steps=99999999999999999999999", "train."),
+        ("train.max_steps=99999999999999999999999 train.step_cap=0", "train.max_steps"),
+        ("data.p=1" + "0" * 200, "data.p"),  # past what a float holds: the memory estimate overflowed
         ("model.freqs=[[1]]", "model.freqs"),
         ("model.freqs=[1,{a:b}]", "model.freqs"),
         ("callbacks.dft_sparsity.top_k=-3", "callbacks.dft_sparsity.top_k"),

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from grok_lightning.tasks.modadd import ModAddDataModule, all_pairs
+from grok_lightning.tasks.modadd import all_pairs
+from grok_lightning.tasks.modadd_data import ModAddDataModule
 from tests.conftest import TINY
 
 

@@ -63,8 +63,8 @@ def parity_run(tmp_path_factory):
 
 # ------------------------------------------------------------------------------------------ trajectory
 def test_default_cadence_gives_at_least_100_frames():
-    assert default_cadence(50_000, 10) == 250  # 200 frames on the main preset
-    assert default_cadence(3_000, 10) == 15
+    assert default_cadence(50_000, 10) == 500  # 100 frames on the main preset
+    assert default_cadence(3_000, 10) == 30
     assert default_cadence(300, 10) == 10  # never finer than one training_step call
 
 

@@ -6,7 +6,7 @@ import torch
 from grok_lightning import config as C
 from grok_lightning.model import circular_embedding
 from grok_lightning.tasks import TASKS
-from grok_lightning.tasks.modadd import ModAddDataModule
+from grok_lightning.tasks.modadd_data import ModAddDataModule
 
 
 def test_preset_is_the_spec_run():

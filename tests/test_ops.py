@@ -7,7 +7,7 @@ import torch
 
 from grok_lightning import config as C
 from grok_lightning.tasks import TASKS, modadd
-from grok_lightning.tasks.modadd import ModAddDataModule
+from grok_lightning.tasks.modadd_data import ModAddDataModule
 from grok_lightning.tasks.operations import OPS, is_prime, pairs
 from tests.conftest import TINY
 

@@ -9,14 +9,8 @@ from grok_lightning import config as C
 from grok_lightning.module import build_module
 from grok_lightning.objectives import Binary
 from grok_lightning.tasks import TASKS
-from grok_lightning.tasks.parity import (
-    ParityDataModule,
-    ParityMLP,
-    ParityMLPConfig,
-    bit_mass,
-    code_bits,
-    distinct_codes,
-)
+from grok_lightning.tasks.parity import ParityMLPConfig
+from grok_lightning.tasks.parity_build import ParityDataModule, ParityMLP, bit_mass, code_bits, distinct_codes
 from grok_lightning.train import main
 
 

@@ -19,7 +19,7 @@ from grok_lightning import outcome
 from grok_lightning.module import build_module
 from grok_lightning.summary import run_summary
 from grok_lightning.tasks import TASKS
-from grok_lightning.tasks.parity import bit_mass
+from grok_lightning.tasks.parity_build import bit_mass
 from grok_lightning.trainer import build_trainer
 
 

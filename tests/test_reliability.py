@@ -32,7 +32,8 @@ def test_divergence_stops_names_the_step_and_keeps_the_last_good_checkpoint(run_
     assert summary["status"] == "diverged" and summary["diverged_at_step"] == 237
     assert "not finite at step 237" in capsys.readouterr().out
     ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
-    assert ckpts == ["last.ckpt", "step=100.ckpt", "step=200.ckpt"]  # nothing saved after the NaN
+    assert ckpts == ["last.ckpt", "step=200.ckpt"]  # nothing saved after the NaN (1 step file kept)
+    assert os.path.samefile(run_dir / "checkpoints" / "last.ckpt", run_dir / "checkpoints" / "step=200.ckpt")
 
 
 def _start(args, env):
@@ -149,7 +150,7 @@ def test_extend_twice_and_move_resumes_from_the_newest_state(tmp_path):
     assert json.loads((moved / "summary.json").read_text())["steps_trained"] == 400
     assert last_state(moved)["global_step"] == 400
     names = sorted(p.name for p in (moved / "checkpoints").iterdir())
-    assert names == ["last.ckpt", "step=300.ckpt", "step=350.ckpt", "step=400.ckpt"]  # no last-v1, no old dir
+    assert names == ["last.ckpt", "step=400.ckpt"]  # no last-v1, no old dir
     # the same rows as one 400-step run, plus the final-step rows the shorter runs ended with
     extended = [r for r in metrics_rows(moved) if r["step"] not in ("199", "299")]
     assert extended == metrics_rows(only_run(straight_root))
@@ -250,11 +251,12 @@ def test_non_finite_optimiser_state_is_a_divergence_not_a_checkpoint(run_root, m
     assert last_state(run_dir)["global_step"] == 100 and _all_finite(last_state(run_dir))
 
 
-def test_default_retention_keeps_last_plus_three(run_root):
+def test_default_retention_keeps_last_plus_one_step_file_on_one_inode(run_root):
     args = ["task=modadd", *short_run_args(run_root, *TINY, *callbacks_off(), "train.max_steps=1000")]
     assert main(args) == 0
-    names = sorted(p.name for p in (only_run(run_root) / "checkpoints").iterdir())
-    assert names == ["last.ckpt", "step=1000.ckpt", "step=980.ckpt", "step=990.ckpt"]
+    folder = only_run(run_root) / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt", "step=1000.ckpt"]
+    assert os.path.samefile(folder / "last.ckpt", folder / "step=1000.ckpt")
 
 
 def test_resumed_csv_drops_a_row_cut_short_by_a_kill(tmp_path):

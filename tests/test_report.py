@@ -36,6 +36,7 @@ def finished_run(tmp_path_factory):
             f"run_root={tmp_path_factory.mktemp('runs')}",
             *ALL_OFF,
             "callbacks.weight_heatmaps.frames_every=50",
+            "train.keep_checkpoints=-1",  # the report draws frames at the checkpoints kept
         ],
     )
     return train(cfg, console=Console(quiet=True))

@@ -9,7 +9,8 @@ from grok_lightning import config as C
 from grok_lightning import ensemble
 from grok_lightning.model import PRECISIONS, FactoredMLP, FactoredMLPConfig, bmm, matmul_dtype
 from grok_lightning.rounding import BF16_BITS, TF32_BITS, round_bf16, round_mantissa, round_tf32, rounded_bmm
-from grok_lightning.tasks.parity import ParityMLP, ParityMLPConfig
+from grok_lightning.tasks.parity import ParityMLPConfig
+from grok_lightning.tasks.parity_build import ParityMLP
 from tests.conftest import TINY, callbacks_off, metrics_rows, short_run_args, train_quietly
 
 

@@ -14,19 +14,21 @@ USAGE = "usage: python -m grok_lightning.explorer <run dir or sweep dir>   (make
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) != 1 or argv[0] in ("-h", "--help", "help"):
-        helping = len(argv) == 1
-        print(USAGE, file=sys.stdout if helping else sys.stderr)
-        return 0 if helping else 2
+    if argv in (["-h"], ["--help"], ["help"]):
+        print(USAGE)
+        return 0
+    if len(argv) != 1:
+        print(f"error: one directory expected, {len(argv)} arguments given; {USAGE}", file=sys.stderr)
+        return 2
     directory = Path(argv[0])
-    if runs.is_run_dir(directory) or is_sweep_dir(directory):
-        import torch
-
-        # One run's tensors are small: more threads only contend (10x slower on a busy 2-core CPU).
-        torch.set_num_threads(1)
     try:
+        if runs.is_run_dir(directory) or is_sweep_dir(directory):
+            import torch
+
+            # One run's tensors are small: more threads only contend (10x slower on a busy 2-core CPU).
+            torch.set_num_threads(1)
         path = write_page_for(directory)
-    except ExplorerError as exc:
+    except (ExplorerError, OSError) as exc:  # OSError: e.g. a name too long, a folder not writable
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"explorer -> {path}")

@@ -16,14 +16,23 @@ from grok_lightning import runs
 
 from .names import PAGE_NAME
 
-DTYPES = {"f2": "<f2", "f4": "<f4", "f8": "<f8", "i2": "<i2", "i4": "<i4"}
+DTYPES = {"i1": "i1", "f2": "<f2", "f4": "<f4", "f8": "<f8", "i2": "<i2", "i4": "<i4"}
 
 
 def packed(values: Any, dtype: str = "f4") -> dict:
     """An array as {dtype, shape, b64}: little-endian bytes in base64, decoded by the page's JS.
-    f2 (float16) halves the weight frames; losses keep f4 or f8 (f2 cannot hold 1e-8)."""
+    f2 (float16) halves the weight frames; losses keep f4 or f8 (f2 cannot hold 1e-8). q1: int8
+    with one scale per leading index (a frame), for heatmaps: 127 levels a side, as many as the
+    page's 256-colour maps show, at half f2's bytes."""
     if hasattr(values, "detach"):
         values = values.detach().cpu().numpy()
+    if dtype == "q1":
+        arr = np.asarray(values, dtype=np.float32)
+        scale = np.abs(arr.reshape(len(arr), -1)).max(axis=1) if arr.size else np.zeros(len(arr))
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0).astype(np.float32)
+        q = np.rint(np.nan_to_num(arr / scale.reshape((-1,) + (1,) * (arr.ndim - 1))) * 127)
+        out = packed(q.astype(np.int8), "i1")
+        return {**out, "dtype": "q1", "scale": [float(x) for x in scale]}
     arr = np.ascontiguousarray(np.asarray(values, dtype=DTYPES[dtype]))
     return {"dtype": dtype, "shape": list(arr.shape), "b64": base64.b64encode(arr.tobytes()).decode("ascii")}
 

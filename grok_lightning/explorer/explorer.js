@@ -20,13 +20,18 @@
     for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
     const buf = bytes.buffer;
     let data;
-    if (a.dtype === "f2") {
+    if (a.dtype === "q1") {  // int8, one scale per leading index (frame)
+      const q = new Int8Array(buf), per = q.length / Math.max(a.shape[0], 1);
+      data = new Float32Array(q.length);
+      for (let i = 0; i < q.length; i++) data[i] = (q[i] * a.scale[Math.floor(i / per)]) / 127;
+    } else if (a.dtype === "f2") {
       const u = new Uint16Array(buf);
       data = new Float32Array(u.length);
       for (let i = 0; i < u.length; i++) data[i] = HALF[u[i]];
     } else if (a.dtype === "f4") data = new Float32Array(buf);
     else if (a.dtype === "f8") data = new Float64Array(buf);
     else if (a.dtype === "i2") data = new Int16Array(buf);
+    else if (a.dtype === "i1") data = new Int8Array(buf);
     else data = new Int32Array(buf);
     return { data: data, shape: a.shape };
   }

@@ -46,12 +46,12 @@ def run_payload(run_dir: Path) -> dict:
         raise ExplorerError(str(exc)) from None
     cfg = record.config
     summary = _read_json(run_dir / "summary.json")  # the page shows what the run wrote, if anything
-    try:
+    try:  # a damaged metrics.csv is refused, as the report refuses it; a missing one has no curves
         logged = record.history
-        history = (logged.steps.tolist(), logged.values[:, None, :]) if len(logged) else None
-    except RunError:
-        history = None
-    notes = [] if history is not None else ["metrics.csv has no readable logged rows: no curves"]
+    except RunError as exc:
+        raise ExplorerError(str(exc)) from None
+    history = (logged.steps.tolist(), logged.values[:, None, :]) if len(logged) else None
+    notes = [] if history is not None else ["metrics.csv has no logged rows: no curves"]
     traj = record.trajectory
     frames = None
     if traj is None and (run_dir / FILENAME).exists():
@@ -234,14 +234,14 @@ def token_heatmaps(W_in, W_out) -> list[dict]:
     return [
         {
             "name": "W_input",
-            "matrix": packed(W_in.transpose(1, 2), "f2"),
+            "matrix": packed(W_in.transpose(1, 2), "q1"),
             "rows": "neuron",
             "cols": "input token a (or b)",
             "sortable": True,
         },
         {
             "name": "W_output",
-            "matrix": packed(W_out, "f2"),
+            "matrix": packed(W_out, "q1"),
             "rows": "neuron",
             "cols": "output logit c",
             "sortable": True,
@@ -256,7 +256,7 @@ def parity_heatmaps(W_in, W_out, k: int) -> list[dict]:
     return [
         {
             "name": "W_input",
-            "matrix": packed(W_in, "f2"),
+            "matrix": packed(W_in, "q1"),
             "rows": "input bit",
             "cols": "neuron",
             "row_names": names,
@@ -265,7 +265,7 @@ def parity_heatmaps(W_in, W_out, k: int) -> list[dict]:
         },
         {
             "name": "W_output",
-            "matrix": packed(W_out.transpose(1, 2), "f2"),
+            "matrix": packed(W_out.transpose(1, 2), "q1"),
             "rows": "logit",
             "cols": "neuron",
             "row_names": ["logit"],

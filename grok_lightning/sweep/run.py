@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections import Counter
 from typing import Optional, Sequence
@@ -26,7 +27,7 @@ from grok_lightning.sweep.batch import (
 from grok_lightning.sweep.eta import fmt_duration
 from grok_lightning.sweep.launch import Launch, device_for, device_key
 from grok_lightning.sweep.plan import batches_done, calibrate_share, make_plan, plan_eta, plan_id
-from grok_lightning.sweep.progress import progress_callback
+from grok_lightning.sweep.progress import SweepStatus, progress_callback
 from grok_lightning.sweep.results import finish, row_prefix
 from grok_lightning.sweep.spec import Model, Sweep, fmt_point
 from grok_lightning.sweep.sync import locked, read_json, try_lock, wait_for
@@ -37,7 +38,8 @@ def run_sweep(sweep: Sweep, launch: Launch, console: Optional[Console] = None) -
     merged rows on rank 0, None elsewhere."""
     console = console or Console(soft_wrap=True)
     started = time.time()
-    tag = escape(f"[rank {launch.rank}/{launch.world_size}] ") if launch.world_size > 1 else ""
+    # plain text (plain progress lines print it as is): escape() it in rich markup
+    tag = f"[rank {launch.rank}/{launch.world_size}] " if launch.world_size > 1 else ""
     device = device_for(sweep.base_cfg, launch)
     cpu_settings(sweep.base_cfg, device)  # before the plan: the thread count is part of its device key
     out = sweep.out_dir
@@ -53,7 +55,8 @@ def run_sweep(sweep: Sweep, launch: Launch, console: Optional[Console] = None) -
             plan = read_json(plan_path)
         batches = plan["batches"]
         mine, others = _queue(batches, launch)
-        trained = _train_share(sweep, mine, others, device, launch.rank, tag, console)
+        status = SweepStatus(out, batches, launch.world_size, started)
+        trained = _train_share(sweep, mine, others, device, launch.rank, tag, console, status)
     except BaseException as exc:
         # srun without --kill-on-bad-exit leaves rank 0 waiting: tell it why instead
         if launch.world_size > 1:
@@ -64,7 +67,9 @@ def run_sweep(sweep: Sweep, launch: Launch, console: Optional[Console] = None) -
             )
         raise
     if trained < len(mine):
-        console.print(f"{tag}{len(mine) - trained} of this rank's {len(mine)} batches were done elsewhere")
+        console.print(
+            f"{escape(tag)}{len(mine) - trained} of this rank's {len(mine)} batches were done elsewhere"
+        )
     if launch.rank != 0:
         return None
 
@@ -165,7 +170,14 @@ def _print_wall_time(
 
 
 def _train_share(
-    sweep: Sweep, mine: list, others: list, device: torch.device, rank: int, tag: str, console: Console
+    sweep: Sweep,
+    mine: list,
+    others: list,
+    device: torch.device,
+    rank: int,
+    tag: str,
+    console: Console,
+    status: SweepStatus,
 ) -> int:
     """Train this rank's batches that have no result file yet, then any of the other ranks' that
     nobody has started (a rank that finishes early takes work from one that is behind: the plan's
@@ -173,20 +185,21 @@ def _train_share(
     the lock of is left to it and awaited at the end (by rank 0: every such batch; by the others:
     their own): if that process dies (its lock frees, no result), this one trains the batch itself."""
     busy, theirs = [], []
-    trained = sum(_train_locked(sweep, b, device, rank, tag, console, wait=False, busy=busy) for b in mine)
+    args = (device, rank, tag, console, status)
+    trained = sum(_train_locked(sweep, b, *args, wait=False, busy=busy) for b in mine)
     for b in others:
-        _train_locked(sweep, b, device, rank, tag, console, wait=False, busy=theirs)
+        _train_locked(sweep, b, *args, wait=False, busy=theirs)
     if rank == 0:  # rank 0 merges: it also awaits the others' batches, and trains those of a rank that died
         busy += theirs
     if busy:
         console.print(
-            f"{tag}{len(busy)} batches are being trained by another process: waiting for them "
+            f"{escape(tag)}{len(busy)} batches are being trained by another process: waiting for them "
             f"(e.g. {busy[0]['id']})"
         )
-    return trained + sum(_train_locked(sweep, b, device, rank, tag, console, wait=True) for b in busy)
+    return trained + sum(_train_locked(sweep, b, *args, wait=True) for b in busy)
 
 
-def _train_locked(sweep, batch, device, rank, tag, console, *, wait: bool, busy=None) -> bool:
+def _train_locked(sweep, batch, device, rank, tag, console, status, *, wait: bool, busy=None) -> bool:
     """Train one batch under its lock unless its result exists; True when this call trained it."""
     out = sweep.out_dir
     path = out / "batches" / f"{batch['id']}.json"
@@ -204,18 +217,21 @@ def _train_locked(sweep, batch, device, rank, tag, console, *, wait: bool, busy=
     with lock:
         if path.is_file():  # the other process finished it while this one waited
             return False
-        _train_batch(sweep, batch, device, rank, tag, console)
+        os.utime(lock_path)  # when this batch started: the other ranks' progress lines (SweepStatus)
+        _train_batch(sweep, batch, device, rank, tag, console, status)
     return True
 
 
-def _train_batch(sweep, batch, device, rank: int, tag: str, console: Console) -> None:
+def _train_batch(sweep, batch, device, rank: int, tag: str, console: Console, status: SweepStatus) -> None:
     out = sweep.out_dir
     path = out / "batches" / f"{batch['id']}.json"
     by_id = {m.id: m for m in sweep.models}
     group = sweep.groups[batch["group"]]
     models = [by_id[i] for i in batch["models"]]
     start = time.perf_counter()
-    progress = progress_callback(group.cfg, batch["id"], len(models), console if rank == 0 else None)
+    progress = progress_callback(
+        group.cfg, batch["id"], len(models), console, live=rank == 0, tag=tag, status=status
+    )
     module, trainer = fit_batch(group.cfg, padded(models), device, [progress])
     wall = time.perf_counter() - start
     freqs = unpadded_frequencies(batch_frequencies(group.cfg, module), len(models))
@@ -238,7 +254,7 @@ def _train_batch(sweep, batch, device, rank: int, tag: str, console: Console) ->
     )
     counts = Counter(r["outcome"] for r in rows)
     console.print(
-        f"{tag}batch {batch['id']} ({fmt_point(_group_point(sweep, models))}): "
+        f"{escape(tag)}batch {batch['id']} ({fmt_point(_group_point(sweep, models))}): "
         f"{len(models)} models x {trainer.global_step} steps in {wall:.1f} s "
         f"({len(models) * trainer.global_step / wall:,.0f} model-steps/s) "
         + " ".join(f"{o}={counts[o]}" for o in OUTCOMES if counts[o])

@@ -6,18 +6,26 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from grok_lightning import config as C
+from grok_lightning.machine import check_machine
 from grok_lightning.module import build_module
-from grok_lightning.run_files import RunError, complete_csv
+from grok_lightning.run_files import RunError, complete_csv, first_line
+from grok_lightning.rundir import _interpolated_key
 
 SWEEP_DIR = C.CONFIG_DIR / "sweeps"
+# The models of one sweep are listed, hashed and planned in memory before anything trains: a million
+# takes over a minute and most of a gigabyte to list alone; beyond, a sweep is refused (split it).
+MAX_MODELS = 1_000_000
 
 # The only keys that may differ between the models of one batch (per-model vectors in the core).
 PER_MODEL_KEYS = ("optim.lr", "optim.weight_decay", "train.seed")
@@ -46,6 +54,7 @@ OFF_VALUES = {
     "optim.warmup_steps": 0,
     "model.kind": "mlp",
 }
+LEGACY_KEEP_CHECKPOINTS = 3  # train.keep_checkpoints's default until it became 1 (<= 5 MB a run)
 # sections that matter only when their key is not at its off value (the MLP has no transformer)
 ONLY_WHEN_ON = {"model.kind": ("model.transformer",)}
 
@@ -200,8 +209,8 @@ def _seed_list(seeds: Any) -> list[int]:
     if isinstance(seeds, bool) or not isinstance(seeds, (int, list, ListConfig)):
         raise C.ConfigError(f"seeds={seeds!r} must be a count or a list of seeds")
     if isinstance(seeds, int):
-        if seeds < 1:
-            raise C.ConfigError(f"seeds={seeds} must be >= 1")
+        if not 1 <= seeds <= MAX_MODELS:
+            raise C.ConfigError(f"seeds={seeds} must be in [1, {MAX_MODELS:,}]")
         return list(range(seeds))
     seeds = list(seeds)
     if not seeds:
@@ -224,6 +233,8 @@ def split_args(argv: Sequence[str]) -> tuple[Optional[str], list[str], list[str]
         if key == "sweep":
             name = value
         elif key.split(".", 1)[0] in SWEEP_FIELDS:
+            if not value.strip():  # YAML reads it as null: an unset shell variable would pick the default
+                raise C.ConfigError(f"{key}= is empty (null gives its default)")
             sweep_args.append(arg)
         else:
             run_args.append(arg)
@@ -239,7 +250,15 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
         )
     path = _sweep_file(name)
     raw = C._read_yaml(path)
+    try:  # the file's own interpolations (out_dir: ${oc.env:SCRATCH}/...) resolve now or never
+        OmegaConf.resolve(raw)
+    except OmegaConfBaseException as exc:
+        raise C.ConfigError(f"{path}: {C._one_line(exc)}") from None
     cli = C.parse_overrides(sweep_args) if sweep_args else OmegaConf.create({})
+    run_layer = C.parse_overrides(run_args) if run_args else OmegaConf.create({})
+    for layer in (cli, run_layer):  # as train refuses them: resolved later, they fail mid-sweep
+        if key := _interpolated_key(OmegaConf.to_container(layer, resolve=False)):
+            raise C.ConfigError(f"{key}: interpolations (${{...}}) are not allowed in overrides")
     # base and grid are merged as flat dotted keys so that YAML nesting and CLI dotted keys agree
     base, grid_layers = {}, []
     for layer in (raw, cli):
@@ -253,7 +272,9 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
                 else:
                     grid_layers.append(flat)
                 del layer[section]
-    base.update(_flatten(C.parse_overrides(run_args)) if run_args else {})
+    base.update(_flatten(run_layer))
+    if "train.seed" in base:  # each model's seed comes from seeds=: one given here would be ignored
+        raise C.ConfigError("train.seed: give seeds as seeds=<count or list>")
     scfg = OmegaConf.structured(SweepConfig)
     scfg = C._merge(scfg, raw, str(path))
     scfg = C._merge(scfg, cli, "override")
@@ -278,6 +299,11 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
     resolved = {}
     for grid in grid_layers:  # the file's grid, then the command line's: a later layer replaces a key
         resolved.update(_resolve_grid(grid, leaves))
+    n_models = math.prod(map(len, resolved.values())) * len(seeds)
+    if n_models > MAX_MODELS:
+        raise C.ConfigError(
+            f"grid x seeds = {n_models:,} models, more than {MAX_MODELS:,} in one sweep: split it"
+        )
 
     sweep_name = path.stem
     out_dir = Path(scfg.out_dir or Path("sweeps") / sweep_name)
@@ -291,6 +317,8 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
         except C.ConfigError as exc:
             raise C.ConfigError(f"grid point {fmt_point(point)}: {exc}") from None
         identity = OmegaConf.to_container(cfg)
+        # how many step files a run keeps changes no number; ids were first made at its old default
+        identity["train"]["keep_checkpoints"] = LEGACY_KEEP_CHECKPOINTS
         for key in (*PRESENTATION_KEYS, "train.seed"):
             drop(identity, key)
         for key, off in OFF_VALUES.items():
@@ -316,8 +344,9 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
     for group in groups.values():  # what only building finds (e.g. an init that needs an extra)
         first = group.models[0]
         try:
+            check_machine(group.cfg)  # a size this machine cannot hold fails here, not in the allocator
             build_module(group.cfg, [first.seed], [first.lr], [first.weight_decay])
-        except (C.ConfigError, ValueError) as exc:
+        except (C.ConfigError, ValueError, MemoryError) as exc:
             raise C.ConfigError(f"grid point {fmt_point(points[first.point])}: {exc}") from None
     sweep = Sweep(sweep_name, scfg, base, resolved, seeds, points, models, list(groups.values()), out_dir)
     check_out_dir(sweep)  # another sweep's results there are never replaced
@@ -332,25 +361,66 @@ def key_columns(sweep: Sweep) -> list[str]:
 
 
 def check_out_dir(sweep: Sweep) -> None:
-    """The out_dir must be a directory (or not exist yet), and a results.csv there must be this
-    sweep's (the same models under the same grid keys): merge would replace another sweep's table,
-    while the same sweep again reruns what is missing. Raises ConfigError before anything is written."""
+    """The out_dir must be a directory (or not exist yet), and what an earlier sweep left there must
+    be this sweep's: a results.csv of the same models under the same grid keys (merge would replace
+    another sweep's table), batch files and plans of its models only (an interrupted other sweep),
+    each readable. The same sweep again reruns what is missing. Raises ConfigError before anything
+    is written."""
     out, path = sweep.out_dir, sweep.out_dir / "results.csv"
-    if out.exists() and not out.is_dir():
-        raise C.ConfigError(f"out_dir={out}: not a directory")
     try:
+        if out.exists() and not out.is_dir():
+            raise C.ConfigError(f"out_dir={out}: not a directory")
         header, rows = complete_csv(path)
+        earlier = _models_saved(out)
     except RunError as exc:
         raise C.ConfigError(f"out_dir={out}: {exc}; give another out_dir=") from None
-    keys = key_columns(sweep)
-    if path.is_file() and (
-        header[: len(keys)] != keys or [r.get("model_id") for r in rows] != [m.id for m in sweep.models]
-    ):
+    except OSError as exc:  # e.g. a name too long
+        raise C.ConfigError(f"out_dir={out}: {exc.strerror or first_line(exc)}") from None
+    keys, ids = key_columns(sweep), [m.id for m in sweep.models]
+    if path.is_file() and (header[: len(keys)] != keys or [r.get("model_id") for r in rows] != ids):
         raise C.ConfigError(
             f"out_dir={out} holds another sweep's results ({len(rows)} models in results.csv, this "
             f"sweep has {len(sweep.models)}, other models or grid keys); give another out_dir=, or "
             f"remove {out} to start afresh"
         )
+    if others := sorted(earlier - set(ids)):
+        raise C.ConfigError(
+            f"out_dir={out} holds another sweep's batches or plans ({len(others)} models this sweep "
+            f"does not have, e.g. {others[0]}); give another out_dir=, or remove {out} to start afresh"
+        )
+
+
+def _models_saved(out: Path) -> set:
+    """The model ids in out_dir's batch files and plans. They are written atomically, so one that
+    does not parse was damaged from outside: ConfigError naming it, the user decides (removed, its
+    batch trains or its plan is made again), rather than a failure mid-sweep."""
+    ids = set()
+    for folder, models, redo in (
+        ("batches", lambda saved: [row["model_id"] for row in saved["rows"]], "train its batch"),
+        ("plans", lambda saved: [m for batch in saved["batches"] for m in batch["models"]], "plan"),
+    ):
+        for path in sorted((out / folder).glob("*.json")):
+            try:
+                ids.update(models(json.loads(path.read_text())))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise C.ConfigError(
+                    f"out_dir={out}: {path.relative_to(out)} is unreadable ({first_line(exc)}); "
+                    f"remove it to {redo} again"
+                ) from None
+    return ids
+
+
+def make_out_dir(path: Path, key: str = "out_dir") -> None:
+    """Create an output directory and its parents, a command's first write: ConfigError naming
+    `key` when it cannot be, or cannot be written in (a file in the way, a read-only place)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):  # os.access would pass root where nobody can write
+            pass
+    except FileExistsError:
+        raise C.ConfigError(f"{key}={path}: not a directory") from None
+    except OSError as exc:
+        raise C.ConfigError(f"{key}={path}: cannot write there ({exc.strerror or first_line(exc)})") from None
 
 
 def phase_bars(sweep: Sweep) -> list[str]:

@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from grok_lightning import config as C
 
 ENV_DEFAULT = "GROK_SWEEP_WORKERS"  # the default of `workers=0` (tests set 1: in-process sweeps)
-ENV_WORKER = "GROK_SWEEP_WORKER"  # set in every worker: "[worker i/N]" in its lines
+ENV_WORKER = "GROK_SWEEP_WORKER"  # set in every worker (its lines say "[rank i/N]")
 ENV_PARENT = "GROK_SWEEP_PARENT"  # the starting process's pid: a worker ends when it is gone
 PARENT_POLL_S = 1.0
 
@@ -61,6 +61,7 @@ def start_workers(argv: Sequence[str], n: int) -> int:
     130 after an interrupt). Workers run in their own session, so a Ctrl-C reaches them once,
     forwarded from here, and every one of them stops at its next step boundary."""
     run_id = f"grok-workers-{os.getpid()}"
+    sys.stdout.flush()  # the workers write to the same file: under nohup, this process's lines come first
     procs = []
     for rank in range(n):
         env = {

@@ -1,4 +1,4 @@
-"""What every task declares, and the full-batch DataModule they share.
+"""What every task declares (the full-batch DataModule they share is grok_lightning.tasks.datamodule).
 
 A task owns its config schema (a RunConfig with its `data` and `model` sections), the value checks
 on those keys and any cross-key check; grok_lightning.config finds them here, and no task imports
@@ -14,8 +14,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, TypeVar
 
-import lightning as L
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from grok_lightning.schema import Choices, Rules
@@ -34,39 +32,6 @@ def section_as(node: DictConfig, cls: type[Section]) -> Section:
     return cls(**{f.name: items[f.name] for f in dataclasses.fields(cls) if f.name in items})
 
 
-class Ticks:
-    """An iterable of n dummy batches: one long epoch of n training_step calls."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self):
-        return iter(range(self.n))
-
-
-class FullBatchDataModule(L.LightningDataModule):
-    """Subclasses fill train_inputs / train_targets / test_inputs / test_targets in `build()`:
-    raw inputs (tuples of [K, N, ...] tensors, encoded by the model) and targets [K, N]."""
-
-    def __init__(self, seeds: Sequence[int]):
-        super().__init__()
-        self.seeds = [int(s) for s in seeds]
-        self.n_calls = 1
-        self.train_inputs: tuple[torch.Tensor, ...] = ()
-        self.test_inputs: tuple[torch.Tensor, ...] = ()
-        self.train_targets = self.test_targets = torch.empty(0)
-        self.build()
-
-    def build(self) -> None:
-        raise NotImplementedError
-
-    def train_dataloader(self) -> Ticks:
-        return Ticks(self.n_calls)
-
-
 @dataclass(frozen=True)
 class Task:
     """name -> config schema and its checks, data and model builders, objective, and the analyses
@@ -74,8 +39,8 @@ class Task:
 
     name: str
     config_class: type
-    build_datamodule: Callable[[DictConfig, Sequence[int]], FullBatchDataModule]
-    build_model: Callable[[DictConfig, Sequence[int]], torch.nn.Module]
+    build_datamodule: Callable[[DictConfig, Sequence[int]], Any]  # a tasks.datamodule.FullBatchDataModule
+    build_model: Callable[[DictConfig, Sequence[int]], Any]  # a torch.nn.Module
     build_objective: Callable[[DictConfig], Any]
     # Which analysis callbacks apply ("fourier", "heatmaps", "bit_mass", ...): callbacks ask this,
     # never the task's name.

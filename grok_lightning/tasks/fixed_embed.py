@@ -10,7 +10,6 @@ from typing import Sequence
 
 from omegaconf import DictConfig
 
-from grok_lightning.model import FactoredMLP
 from grok_lightning.schema import ConfigError
 from grok_lightning.tasks import modadd
 from grok_lightning.tasks.base import Task
@@ -24,7 +23,7 @@ def validate(cfg: DictConfig) -> None:
     modadd.validate(cfg)
 
 
-def build_model(cfg: DictConfig, seeds: Sequence[int]) -> FactoredMLP:
+def build_model(cfg: DictConfig, seeds: Sequence[int]):
     if cfg.model.embed != "fixed":
         raise ConfigError(f"model.embed={cfg.model.embed!r}: fixed_embed needs embed=fixed (or use modadd)")
     return modadd.build_model(cfg, seeds)

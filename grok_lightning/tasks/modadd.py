@@ -6,16 +6,15 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from grok_lightning.model import ACTIVATIONS, EMBED_MODES, FactoredMLP, FactoredMLPConfig
-from grok_lightning.objectives import Multiclass
-from grok_lightning.original_init import MissingExtraError, load_original_params
+from grok_lightning.model_configs import ACTIVATIONS, EMBED_MODES, FactoredMLPConfig, TransformerConfig
 from grok_lightning.schema import AT_LEAST_ONE, Choices, ConfigError, Rules, RunConfig
 from grok_lightning.tasks import operations
-from grok_lightning.tasks.base import FullBatchDataModule, Task, section_as
-from grok_lightning.transformer import BatchedTransformer, TransformerConfig
+from grok_lightning.tasks.base import Task, section_as
+
+# The config, its checks and the Task are read without torch (a config error answers at once); the
+# data, models and objective import it when built (grok_lightning.tasks.modadd_data).
 
 
 @dataclass
@@ -115,54 +114,23 @@ def all_pairs(p: int, symmetric: bool) -> np.ndarray:
     return operations.pairs(p, "add", symmetric)
 
 
-def split_indices(n: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The original's split: the first int(train_fraction * n) of RandomState(seed).permutation(n)."""
-    perm = np.random.RandomState(seed).permutation(n)
-    n_train = int(train_fraction * n)
-    return perm[:n_train], perm[n_train:]
-
-
-class ModAddDataModule(FullBatchDataModule):
-    """One split per entry of `seeds` (the split seeds: the models' own seeds unless data.seed is set)."""
-
-    def __init__(
-        self, p: int, train_fraction: float, seeds: Sequence[int], symmetric: bool = True, op: str = "add"
-    ):
-        self.p, self.train_fraction, self.symmetric = p, train_fraction, symmetric
-        self.operation = operations.get(op)
-        self.op = self.operation.name
-        if self.operation.needs_prime and not operations.is_prime(p):
-            raise ValueError(f"operation {self.op} needs a prime p; {p} is not prime")
-        super().__init__(seeds)
-
-    def build(self) -> None:
-        pairs = torch.as_tensor(operations.pairs(self.p, self.operation, self.symmetric))
-        n = len(pairs)
-        n_train = int(self.train_fraction * n)
-        if n_train < 1 or n_train >= n:
-            raise ValueError(
-                f"train_fraction {self.train_fraction} of {n} pairs leaves an empty train or test set"
-            )
-        splits = [split_indices(n, self.train_fraction, s) for s in self.seeds]
-        train = pairs[torch.as_tensor(np.stack([tr for tr, _ in splits]))]  # [K, n_train, 2]
-        test = pairs[torch.as_tensor(np.stack([te for _, te in splits]))]
-        self.train_inputs, self.test_inputs = (train[..., 0], train[..., 1]), (test[..., 0], test[..., 1])
-        self.train_targets = self.operation.fn(train[..., 0], train[..., 1], self.p)
-        self.test_targets = self.operation.fn(test[..., 0], test[..., 1], self.p)
-
-
 def split_seeds(cfg: DictConfig, seeds: Sequence[int]) -> list[int]:
     """The split seed of each model: data.seed for all of them when set, else each model's own seed."""
     return [int(s) for s in seeds] if cfg.data.seed is None else [int(cfg.data.seed)] * len(seeds)
 
 
-def build_datamodule(cfg: DictConfig, seeds: Sequence[int]) -> ModAddDataModule:
+def build_datamodule(cfg: DictConfig, seeds: Sequence[int]):
+    from grok_lightning.tasks.modadd_data import ModAddDataModule
+
     op = OmegaConf.select(cfg, "data.op", default="add")
     d = cfg.data
     return ModAddDataModule(d.p, d.train_fraction, split_seeds(cfg, seeds), d.symmetric, op)
 
 
 def build_model(cfg: DictConfig, seeds: Sequence[int]):
+    from grok_lightning.model import FactoredMLP
+    from grok_lightning.transformer import BatchedTransformer
+
     if OmegaConf.select(cfg, "model.kind", default="mlp") == "transformer":
         settings = section_as(cfg.model.transformer, TransformerConfig)
         return BatchedTransformer(settings, seeds=seeds, p=cfg.data.p, precision=cfg.train.precision)
@@ -173,9 +141,11 @@ def build_model(cfg: DictConfig, seeds: Sequence[int]):
     return model
 
 
-def load_original_init(model: FactoredMLP, seeds: Sequence[int]) -> None:
-    """Each model's initial weights as the original JAX/Haiku notebooks drew them for its seed:
-    stored files for the presets, a fresh draw (the `original` extra) for anything else."""
+def load_original_init(model, seeds: Sequence[int]) -> None:
+    """Each model's initial weights (a FactoredMLP's) as the original JAX/Haiku notebooks drew them
+    for its seed: stored files for the presets, a fresh draw (the `original` extra) for anything else."""
+    from grok_lightning.original_init import MissingExtraError, load_original_params
+
     for k, seed in enumerate(seeds):
         try:
             arrays = load_original_params(seed=seed, p=model.p, model=model.cfg)
@@ -184,7 +154,9 @@ def load_original_init(model: FactoredMLP, seeds: Sequence[int]) -> None:
         model.load_model_params(k, arrays)
 
 
-def build_objective(cfg: DictConfig) -> Multiclass:
+def build_objective(cfg: DictConfig):
+    from grok_lightning.objectives import Multiclass
+
     p = cfg.data.p
     return Multiclass(n_classes=p, scale=1.0 / p if cfg.model.loss_scale == "per_class" else 1.0)
 

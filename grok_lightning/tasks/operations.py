@@ -31,13 +31,20 @@ product, so no intermediate exceeds p^2: exact for p < 2**31.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 import numpy as np
-import torch
 
-Ints = Union[np.ndarray, torch.Tensor]
+Ints = Any  # numpy integer arrays or torch integer tensors
+
+
+def _is_tensor(x) -> bool:
+    """Whether x is a torch tensor, without importing torch (a config check needs none): a tensor
+    exists only once torch has been imported."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def is_prime(n: int) -> bool:
@@ -67,13 +74,13 @@ def is_prime(n: int) -> bool:
 
 def _residue(x: Ints, p: int) -> Ints:
     """x mod p as int64 (numpy) or LongTensor (torch), in 0..p-1."""
-    if isinstance(x, torch.Tensor):
+    if _is_tensor(x):
         return x.long() % p
     return np.asarray(x, dtype=np.int64) % p
 
 
 def _where(cond: Ints, x: Ints, y: Ints) -> Ints:
-    return torch.where(cond, x, y) if isinstance(cond, torch.Tensor) else np.where(cond, x, y)
+    return sys.modules["torch"].where(cond, x, y) if _is_tensor(cond) else np.where(cond, x, y)
 
 
 def _inverse(b: Ints, p: int) -> Ints:

@@ -22,12 +22,16 @@ PARITY_SWEEP_SETTINGS = [
 ]
 PARITY_CADENCE = ["train.log_every=40", "train.checkpoint_every=200"]
 PARITY_SHAPES = [(16, 1000), (64, 1250), (258, 1750)]  # (n_neurons, train_size)
+PARITY_SWEEP_STEPS = 20_000  # the sweep's train.max_steps (what train.compile=auto decides for)
+# the compile table's further shapes of the sweep's grid (full scale): points around auto's threshold
+COMPILE_EXTRA_SHAPES = [(16, 1750), (32, 750), (32, 1000), (64, 750), (32, 1750), (128, 750), (128, 1250)]
 WEIGHT_DECAYS = [0.01, 0.03, 0.1, 0.3, 1.0]
 GROUP_SEEDS = 9  # 9 seeds x 5 weight decays: the sweep's 45 models per group
 # The main preset's own cadences at 50,000 steps, kept for shorter runs; a fixed budget (the preset's
 # adaptive one would extend a short timed run up to its 150,000-step cap)
 MODADD_CADENCE = ["train.log_every=100", "train.checkpoint_every=500", "train.step_cap=0"]
 MODADD_BATCH = 8  # the batched modadd row: 8 models of the main shape
+MODADD_MAIN_STEPS = 50_000  # the main preset's nominal budget
 
 
 @dataclass(frozen=True)

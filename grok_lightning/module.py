@@ -6,13 +6,16 @@ measured after update s (0-based) for s % log_every == 0 and at the last step, t
 notebooks' convention ("step 0" = after the first update); as there, train/loss is the loss that
 update s was computed from (before it), accuracies, test/loss and norms are measured after it. They
 are kept on the device as a history
-[n_logged, K, n_metrics] and sent to the loggers at that cadence only.
+[n_logged, K, n_metrics] and sent to the loggers at that cadence only. train.compile sends the
+forward and loss through torch.compile where that pays (compile_pays); measurements stay eager.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import lightning as L
 import torch
@@ -55,6 +58,7 @@ class GrokModule(L.LightningModule):
         model_labels: Optional[Sequence[str]] = None,
         budget: Optional[Budget] = None,
         optim_options: Optional[dict] = None,  # BatchedAdam's grokfast* and warmup_steps (build_module)
+        compile_step: bool = False,  # forward and loss through torch.compile (train.compile, build_module)
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -83,6 +87,7 @@ class GrokModule(L.LightningModule):
         self._derived: dict = {}  # results of the history as it is now; see _derived_cache
         self._derived_for: tuple = (None, 0)
         self._stacked: tuple = (None, None)  # (history list, its stack so far)
+        self.compile_step = compile_step  # False again once compiling failed (compile_failed)
 
     # ------------------------------------------------------------------------------ data
     def on_fit_start(self) -> None:
@@ -122,9 +127,7 @@ class GrokModule(L.LightningModule):
             if self.all_stopped:
                 break
             step = self.global_step  # index of the update about to happen
-            loss = self.objective.loss(self.model(*inputs), targets)
-            opt.zero_grad(set_to_none=True)
-            self.manual_backward(loss.sum())  # models are independent: the sum's gradient splits
+            loss = self.loss_and_gradients(opt, inputs, targets)
             opt.step()
             losses.append(loss.detach())
             if self.is_logged(step):
@@ -142,6 +145,26 @@ class GrokModule(L.LightningModule):
                 raise Diverged(first + int((~finite).nonzero()[0, 0]))
         if self.stop_requested:
             self.trainer.should_stop = True
+
+    def loss_and_gradients(self, opt, inputs, targets) -> torch.Tensor:
+        """Per-model loss [K] of the weights as they are, and its gradients in place: through the
+        compiled forward and loss (and its backward graph) when this module compiles, eagerly
+        otherwise. A compile that fails prints one line and this process trains eagerly."""
+        if self.compile_step and compile_failure is None:
+            try:
+                loss = compiled_loss()(self.model, self.objective, *inputs, targets)
+                opt.zero_grad(set_to_none=True)
+                self.manual_backward(loss.sum())  # inductor compiles the backward at its first call
+                return loss
+            except torch.cuda.OutOfMemoryError:  # the calibration's signal: too many models
+                raise
+            except Exception as exc:
+                compile_failed(exc)
+        self.compile_step = False
+        loss = self.objective.loss(self.model(*inputs), targets)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss.sum())  # models are independent: the sum's gradient splits
+        return loss
 
     # ------------------------------------------------------------------------------ budget
     def is_logged(self, step: int) -> bool:
@@ -343,6 +366,7 @@ def build_module(
         steps_per_call=cfg.train.steps_per_call,
         budget=C.budget(cfg),
         optim_options=optim_options(cfg),
+        compile_step=compiles(cfg),
         **kw,
     )
     module.config_yaml = C.to_yaml(cfg)
@@ -358,6 +382,108 @@ def optim_options(cfg: DictConfig) -> dict:
     """cfg.optim's Grokfast filter and warmup settings, as BatchedAdam takes them."""
     off = OptimConfig()
     return {k: OmegaConf.select(cfg, f"optim.{k}", default=getattr(off, k)) for k in OPTIM_OPTIONS}
+
+
+# ------------------------------------------------------------------ torch.compile (train.compile)
+# train.compile=auto compiles where benchmarks/compiled.py measured that it pays (docs/experiments.md,
+# "Compiled groups"): parity at float32 whose one model takes at least COMPILE_MIN_MULTIPLY_ADDS
+# multiply-adds a step (train_size x (n_bits + 1) x n_neurons; 1.1-1.3x at 0.74M-0.99M, 1.6x at
+# 2.5M, 2.2x at 14M, 1.03-1.09x at 0.5M), in runs of at least COMPILE_MIN_STEPS steps (a compile
+# costs 2-13 s fresh, ~3 s in a new process from inductor's disk cache). The choice depends on the
+# group's shape, never on K: a model trains the same way alone and in any batch of its group
+# (compiled results do not depend on K either, with the padding copy).
+COMPILE_MIN_MULTIPLY_ADDS = 700_000
+COMPILE_MIN_STEPS = 5_000
+COMPILE_TASKS = {"parity": lambda cfg: cfg.data.train_size * (cfg.data.n_bits + 1) * cfg.model.n_neurons}
+# YAML reads an unquoted on / off as a boolean, which the str key stores as "True" / "False"
+COMPILE_SPELLINGS = {"True": "on", "False": "off"}
+# $GROK_COMPILE_BACKEND: another torch.compile backend (eager, aot_eager: graph capture only, for tests)
+COMPILE_BACKEND_ENV = "GROK_COMPILE_BACKEND"
+compile_failure: Optional[str] = None  # why compiling failed in this process; it then trains eagerly
+_compiled: dict[str, Callable] = {}  # backend -> the compiled _loss_of
+
+
+def multiply_adds(cfg: DictConfig) -> Optional[int]:
+    """One model's forward multiply-adds over its training set, for the tasks auto may compile."""
+    count = COMPILE_TASKS.get(cfg.task)
+    return None if count is None else int(count(cfg))
+
+
+def compile_pays(cfg: DictConfig) -> bool:
+    """train.compile=auto's rule: where the bench measured compiled steps faster (a pure function of
+    the config: the group's shape, precision and step count)."""
+    work = multiply_adds(cfg)
+    return (
+        work is not None
+        and work >= COMPILE_MIN_MULTIPLY_ADDS
+        and cfg.train.precision == "32"
+        and cfg.train.max_steps >= COMPILE_MIN_STEPS
+    )
+
+
+def compiles(cfg: DictConfig) -> bool:
+    """Whether a module of this config trains through torch.compile (train.compile: auto, on, off;
+    configs from before the key: auto)."""
+    choice = str(OmegaConf.select(cfg, "train.compile", default="auto"))
+    choice = COMPILE_SPELLINGS.get(choice, choice)
+    return choice == "on" or (choice == "auto" and compile_pays(cfg))
+
+
+def _loss_of(model, objective, *tensors):
+    """Per-model loss of encoded inputs (tensors[:-1]) against targets (tensors[-1])."""
+    return objective.loss(model(*tensors[:-1]), tensors[-1])
+
+
+def compile_cache_dir() -> Path:
+    """Inductor's on-disk caches (FX graphs, AOT autograd), kept across runs and batches:
+    $TORCHINDUCTOR_CACHE_DIR if set to a folder of one's own, else inductor/ in $GROK_CACHE_DIR
+    (default ~/.cache/grok_lightning, as the sweep's calibration cache) rather than inductor's
+    default in /tmp. (Importing torch._dynamo sets the variable to that default.)"""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    given = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if given and os.path.abspath(given) != os.path.abspath(default_cache_dir()):
+        return Path(given)
+    root = os.environ.get("GROK_CACHE_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "grok_lightning"
+    )
+    return Path(root) / "inductor"
+
+
+def compiled_loss(backend: Optional[str] = None) -> Callable:
+    """_loss_of through torch.compile, one per backend and process. The model is an argument, not a
+    constant: a new model of a shape compiled before (the next batch of a group) reuses that code,
+    guarded by its parameters' shapes; each new shape (or K) compiles once, from inductor's disk cache
+    when an earlier run compiled it. Static shapes (dynamic=False): a shape change recompiles rather
+    than making a dynamic graph."""
+    backend = backend or os.environ.get(COMPILE_BACKEND_ENV) or "inductor"
+    if backend not in _compiled:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache_dir())
+        # every group shape and K of a sweep worker is one entry of _loss_of's cache (8 by default,
+        # after which dynamo would silently run the new shapes eagerly)
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
+        torch._dynamo.config.fail_on_recompile_limit_hit = True
+        _compiled[backend] = torch.compile(_loss_of, backend=backend, dynamic=False)
+    return _compiled[backend]
+
+
+def compile_failed(exc: BaseException) -> None:
+    """Say once why compiling failed; every module of this process trains eagerly from now on."""
+    global compile_failure
+    if compile_failure is None:
+        compile_failure = one_line_reason(exc)
+        print(f"torch.compile failed, training eagerly: {compile_failure}", file=sys.stderr, flush=True)
+
+
+def one_line_reason(exc: BaseException) -> str:
+    """The first line of what went wrong, at its origin: dynamo wraps a backend's own error (e.g.
+    a C++ compiler that is missing) in BackendCompilerFailed, whose first line names only the backend."""
+    root = exc
+    while getattr(root, "inner_exception", None) is not None or root.__cause__ is not None:
+        root = getattr(root, "inner_exception", None) or root.__cause__
+    lines = str(root).strip().splitlines()
+    reason = f"{type(root).__name__}: {lines[0] if lines else 'no message'}"
+    return reason if root is exc else f"{type(exc).__name__}, {reason}"
 
 
 def build_run_module(cfg: DictConfig):

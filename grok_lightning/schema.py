@@ -58,6 +58,9 @@ class TrainConfig:
     cpu_threads: int = 1  # torch threads on CPU; 0 = torch's default. Tiny models gain nothing from
     # more, and lose badly when another process shares the cores.
     progress_bar: bool = True
+    # auto: torch.compile the forward and loss where it was measured to pay (large parity groups, at
+    # float32, long runs); on: always; off: never (docs/experiments.md, "Compiled groups")
+    compile: str = "auto"
 
 
 @dataclass
@@ -126,6 +129,8 @@ CHOICES: Choices = {
     "optim.grokfast": ("none", "ema", "ma"),
     "train.precision": ("32", "64", "original", "64_mm32", "tf32", "bf16"),
     "train.accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
+    # YAML reads an unquoted on / off as a boolean, which this str key stores as True / False
+    "train.compile": ("auto", "on", "off", "True", "False"),
 }
 
 RULES: Rules = {

@@ -234,18 +234,22 @@ def test_ensemble_command_lines_that_cannot_run(tmp_path, capsys, bad, named):
 
 
 # ------------------------------------------------------------------------------- report and explorer
+def bad_run_dir(tiny_run, tmp_path, case: str):
+    """A path the report and the explorer must refuse: missing, a file, or a damaged copy of a run."""
+    if case == "missing":
+        return tmp_path / "missing"
+    if case == "a_file":
+        (tmp_path / "a_file").write_text("not a run")
+        return tmp_path / "a_file"
+    return damaged(tiny_run, tmp_path, case)
+
+
 @pytest.mark.parametrize(
     "case",
     ["nan_last", "inf_step", "no_checkpoints", "garbage_metrics", "config_interpolated", "missing", "a_file"],
 )
 def test_report_refuses_before_any_figure_is_rewritten(tiny_run, tmp_path, capsys, case):
-    if case == "missing":
-        target = tmp_path / "missing"
-    elif case == "a_file":
-        target = tmp_path / "a_file"
-        target.write_text("not a run")
-    else:
-        target = damaged(tiny_run, tmp_path, case)
+    target = bad_run_dir(tiny_run, tmp_path, case)
     before = snapshot(tmp_path)
     assert_refused(report.main([str(target)]), capsys, str(target))
     assert snapshot(tmp_path) == before
@@ -253,13 +257,7 @@ def test_report_refuses_before_any_figure_is_rewritten(tiny_run, tmp_path, capsy
 
 @pytest.mark.parametrize("case", ["garbage_metrics", "config_interpolated", "missing", "a_file"])
 def test_explorer_refuses_what_the_report_refuses(tiny_run, tmp_path, capsys, case):
-    if case == "missing":
-        target = tmp_path / "missing"
-    elif case == "a_file":
-        target = tmp_path / "a_file"
-        target.write_text("not a run")
-    else:
-        target = damaged(tiny_run, tmp_path, case)
+    target = bad_run_dir(tiny_run, tmp_path, case)
     before = snapshot(tmp_path)
     assert_refused(explore([str(target)]), capsys, str(target))
     assert snapshot(tmp_path) == before

@@ -186,7 +186,9 @@ def test_inductor_against_eager_on_a_small_parity_batch(monkeypatch):
     fits = {}
     for value in ("off", "on"):
         cfg = C.load("parity", None, [*SLOW_PARITY, f"train.compile={value}"])
-        models = [S.Model(id=str(s), point=0, seed=s, lr=cfg.optim.lr, weight_decay=wd) for s, wd in SLOW_MODELS]
+        models = [
+            S.Model(id=str(s), point=0, seed=s, lr=cfg.optim.lr, weight_decay=wd) for s, wd in SLOW_MODELS
+        ]
         module, _ = SB.fit_batch(cfg, padded(models), CPU)
         assert module.compile_step == (value == "on") and M.compile_failure is None
         fits[value] = (cfg, models, module)

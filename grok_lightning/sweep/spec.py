@@ -53,6 +53,7 @@ OFF_VALUES = {
     "optim.grokfast_window": 100,
     "optim.warmup_steps": 0,
     "model.kind": "mlp",
+    "train.compile": "auto",
 }
 LEGACY_KEEP_CHECKPOINTS = 3  # train.keep_checkpoints's default until it became 1 (<= 5 MB a run)
 # sections that matter only when their key is not at its off value (the MLP has no transformer)

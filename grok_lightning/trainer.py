@@ -31,6 +31,8 @@ warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*
 warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
 warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
+# On a machine with SLURM's tools installed, outside a job: a run here needs no srun.
+warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
 
 # Lightning's info lines that say nothing a user of this project can act on: its cloud logger's
 # advertisement, the hardware banner (the size line and train.accelerator say where it runs), the

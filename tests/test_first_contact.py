@@ -148,10 +148,13 @@ def test_model_at_works_at_every_step_the_explorer_shows(name, tmp_path):
     from grok_lightning.record import RunError
 
     task, overrides = RUNS[name]
-    run_dir = train_quietly(task, None, [*overrides, *short_run_args(tmp_path), *callbacks_off("trajectory")])
+    keep = ["train.keep_checkpoints=3"]  # the default keeps 1 step file; 3 to compare at 3 steps
+    run_dir = train_quietly(
+        task, None, [*overrides, *short_run_args(tmp_path), *callbacks_off("trajectory"), *keep]
+    )
     run = grok_lightning.load_run(run_dir)
     frames = run.trajectory["steps"].tolist()  # the explorer's slider (explorer/run_page.py)
-    assert len(frames) >= 10 and len(run.checkpoints) == 3  # the default: the newest 3 checkpoints
+    assert len(frames) >= 10 and len(run.checkpoints) == 3
     compared = 0
     for step in frames:
         module = run.model_at(step)

@@ -21,12 +21,12 @@ def run_dirs(run_root):
 
 
 def test_interrupt_before_the_run_directory_exits_130_without_a_traceback(run_root, monkeypatch, capsys):
-    import grok_lightning.train as T
+    import grok_lightning.module as M
 
     def interrupted(cfg):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(T, "build_run_module", interrupted)
+    monkeypatch.setattr(M, "build_run_module", interrupted)  # train imports it where a run starts
     assert main(["task=modadd", *short_run_args(run_root, *TINY_RUN)]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "interrupted before training started" in err and "Traceback" not in err

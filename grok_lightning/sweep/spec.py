@@ -274,7 +274,8 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
                     grid_layers.append(flat)
                 del layer[section]
     base.update(_flatten(run_layer))
-    if "train.seed" in base:  # each model's seed comes from seeds=: one given here would be ignored
+    # each model's seed comes from seeds=: one given here would be ignored (train.seed={a: 1} too)
+    if any(key == "train.seed" or key.startswith("train.seed.") for key in base):
         raise C.ConfigError("train.seed: give seeds as seeds=<count or list>")
     scfg = OmegaConf.structured(SweepConfig)
     scfg = C._merge(scfg, raw, str(path))

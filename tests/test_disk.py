@@ -30,6 +30,10 @@ def test_q1_keeps_each_frame_within_half_a_level_of_its_largest_weight():
     assert np.all(np.abs(got - frames).reshape(5, -1).max(1) <= np.where(scale > 0, scale, 1) / 254 + 1e-12)
     assert np.all(got[3] == 0)  # an all-zero frame stays zero (no 0/0)
     assert len(base64.b64decode(packed(frames, "q1")["b64"])) == frames.size  # a byte a weight
+    diverged = frames.copy()
+    diverged[1, 0, :] = [np.inf, -np.inf, np.nan]
+    got = decode(packed(diverged, "q1"))
+    assert np.abs(got[1]).max() <= 1.0 and got[1, 0, 2] == 0  # clipped to the frame's unit scale
 
 
 def test_atomic_link_shares_the_bytes_or_copies_where_links_fail(tmp_path, monkeypatch):

@@ -30,8 +30,9 @@ def packed(values: Any, dtype: str = "f4") -> dict:
         arr = np.asarray(values, dtype=np.float32)
         scale = np.abs(arr.reshape(len(arr), -1)).max(axis=1) if arr.size else np.zeros(len(arr))
         scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0).astype(np.float32)
-        q = np.rint(np.nan_to_num(arr / scale.reshape((-1,) + (1,) * (arr.ndim - 1))) * 127)
-        out = packed(q.astype(np.int8), "i1")
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged frame: inf and nan, clipped
+            q = np.rint(np.nan_to_num(arr / scale.reshape((-1,) + (1,) * (arr.ndim - 1))) * 127)
+        out = packed(np.clip(q, -127, 127).astype(np.int8), "i1")
         return {**out, "dtype": "q1", "scale": [float(x) for x in scale]}
     arr = np.ascontiguousarray(np.asarray(values, dtype=DTYPES[dtype]))
     return {"dtype": dtype, "shape": list(arr.shape), "b64": base64.b64encode(arr.tobytes()).decode("ascii")}

@@ -151,17 +151,16 @@ class GrokModule(L.LightningModule):
         compiled forward and loss (and its backward graph) when this module compiles, eagerly
         otherwise. A compile that fails prints one line and this process trains eagerly."""
         if self.compile_step and compile_failure is None:
-            try:
-                loss = compiled_loss()(self.model, self.objective, *inputs, targets)
-                opt.zero_grad(set_to_none=True)
-                self.manual_backward(loss.sum())  # inductor compiles the backward at its first call
-                return loss
+            try:  # the backward inside: inductor compiles it at its first call
+                return self._backward(opt, compiled_loss()(self.model, self.objective, *inputs, targets))
             except torch.cuda.OutOfMemoryError:  # the calibration's signal: too many models
                 raise
             except Exception as exc:
                 compile_failed(exc)
         self.compile_step = False
-        loss = self.objective.loss(self.model(*inputs), targets)
+        return self._backward(opt, _loss_of(self.model, self.objective, *inputs, targets))
+
+    def _backward(self, opt, loss: torch.Tensor) -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss.sum())  # models are independent: the sum's gradient splits
         return loss

@@ -211,6 +211,7 @@ def budget(cfg: DictConfig):
         cap=max(get("train.step_cap"), nominal),
         margin=get("train.stop_margin") or max(nominal // 10, 1),
         window=get("outcome.fate_window") or max(nominal // 5, 1),
+        early=bool(get("train.stop_when_generalised")),
     )
 
 

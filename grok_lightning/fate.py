@@ -118,12 +118,15 @@ def fate(
 @dataclass(frozen=True)
 class Budget:
     """The adaptive budget of a run: `nominal` steps always; up to `cap` for a model that is "not
-    yet" at the nominal budget; `margin` steps after one generalises. cap == nominal: fixed budget."""
+    yet" at the nominal budget; `margin` steps after one generalises. cap == nominal: fixed budget.
+    early: a model also stops `margin` steps after it generalises within the nominal budget
+    (train.stop_when_generalised: sweeps that measure when models generalise, not where they end)."""
 
     nominal: int
     cap: int
     margin: int
     window: int
+    early: bool = False
 
     @property
     def adaptive(self) -> bool:
@@ -136,6 +139,8 @@ class Budget:
         if trained >= self.cap:
             return f"reached the cap of {self.cap:,} steps"
         if trained < self.nominal:
+            if self.early and f.fate == "generalised" and trained >= f.generalise_step + self.margin:
+                return f"generalised at {f.generalise_step:,}; stopped {self.margin:,} steps later (early)"
             return None
         if f.fate == "generalised":
             if f.generalise_step < self.nominal:

@@ -48,6 +48,17 @@ class TransformerConfig:
 
 
 @dataclass
+class DecoderConfig:
+    """The two-layer decoder's settings (defaults Grokfast's modular-arithmetic run); p comes from the
+    data (grok_lightning.decoder)."""
+
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    d_mlp: int = 512
+
+
+@dataclass
 class ParityMLPConfig:
     """The parity MLP's settings: the `model` section of parity's config, taken whole by ParityMLP."""
 

@@ -1,10 +1,12 @@
-"""GrokModule: trains K independent models at once on full-batch data (one run is K = 1).
+"""GrokModule: trains K independent models at once on full-batch data (one run is K = 1), or on
+minibatches where train.batch_size sets them (grok_lightning.tasks.datamodule draws their order).
 
 Manual optimisation runs `steps_per_call` optimiser steps per training_step, which cuts
 Lightning's per-step overhead; `trainer.global_step` still counts optimiser steps. Metrics are
 measured after update s (0-based) for s % log_every == 0 and at the last step, the original
 notebooks' convention ("step 0" = after the first update); as there, train/loss is the loss that
-update s was computed from (before it), accuracies, test/loss and norms are measured after it. They
+update s was computed from (before it), accuracies, test/loss and norms are measured after it
+(with minibatches train/loss too, on the whole training set). They
 are kept on the device as a history
 [n_logged, K, n_metrics] and sent to the loggers at that cadence only. train.compile sends the
 forward and loss through torch.compile where that pays (compile_pays); measurements stay eager.
@@ -82,6 +84,7 @@ class GrokModule(L.LightningModule):
         self.history: list[torch.Tensor] = []  # each [K, len(METRICS)], on the device
         self.latest: dict[str, float] = {}  # model 0's last logged metrics, for the progress bar
         self.data: dict[str, tuple] = {}
+        self.batch_indices: Optional[Callable[[int], Optional[torch.Tensor]]] = None  # minibatches
         self.stop_requested = False  # set by a signal handler: stop at the end of this call
         self.config_yaml: Optional[str] = None  # the run's config, saved in checkpoints (build_module)
         self._derived: dict = {}  # results of the history as it is now; see _derived_cache
@@ -105,6 +108,16 @@ class GrokModule(L.LightningModule):
             "train": (self.model.encode(*to(dm.train_inputs)), dm.train_targets.to(device)),
             "test": (self.model.encode(*to(dm.test_inputs)), dm.test_targets.to(device)),
         }
+        self.batch_indices = dm.batch_indices if dm.batch_size else None
+
+    def train_batch(self, step: int) -> tuple[tuple, torch.Tensor]:
+        """(encoded inputs, targets) that update `step` trains on: the whole set, or its minibatch."""
+        inputs, targets = self.data["train"]
+        if self.batch_indices is None:
+            return inputs, targets
+        idx = self.batch_indices(step).to(targets.device)
+        rows = torch.arange(idx.shape[0], device=idx.device)[:, None]
+        return tuple(t[rows, idx] for t in inputs), targets[rows, idx]
 
     # ------------------------------------------------------------------------------ training
     def configure_optimizers(self):
@@ -120,18 +133,17 @@ class GrokModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         opt = self.optimizers()
-        inputs, targets = self.data["train"]
         first = self.global_step
         losses = []
         for _ in range(min(self.steps_per_call, self.max_steps - first)):
             if self.all_stopped:
                 break
             step = self.global_step  # index of the update about to happen
-            loss = self.loss_and_gradients(opt, inputs, targets)
+            loss = self.loss_and_gradients(opt, *self.train_batch(step))
             opt.step()
             losses.append(loss.detach())
-            if self.is_logged(step):
-                self.record(step, loss.detach())
+            if self.is_logged(step):  # a minibatch's loss is not the set's: measured after the update
+                self.record(step, loss.detach() if self.batch_indices is None else None)
                 self.decide(step)
         if self.all_stopped:
             self.trainer.should_stop = True
@@ -187,13 +199,13 @@ class GrokModule(L.LightningModule):
         ends when every model has stopped."""
         if self.n_models == 1 and self.trainer_attached:
             self.latest_fate = self.fate(0, upto)
-        if step + 1 < self.nominal:
+        if step + 1 < self.nominal and not self.budget.early:
             return
         for k in range(self.n_models):
             if self.stop_reason[k] is not None:
                 continue
             f = self.latest_fate if self.n_models == 1 and self.latest_fate else self.fate(k, upto)
-            if self.nominal_fate[k] is None:  # the call at the nominal budget: why it trained on
+            if self.nominal_fate[k] is None and step + 1 >= self.nominal:  # why it trained on
                 self.nominal_fate[k] = f
             reason = self.budget.decide(step, f)
             if reason is not None:
@@ -214,7 +226,7 @@ class GrokModule(L.LightningModule):
         self.stop_reason, self.stopped_at = [None] * self.n_models, [None] * self.n_models
         self.nominal_fate = [None] * self.n_models
         for i, step in enumerate(self.history_steps):
-            if step + 1 >= self.nominal or i == len(self.history_steps) - 1:
+            if self.budget.early or step + 1 >= self.nominal or i == len(self.history_steps) - 1:
                 self.decide(step, upto=i + 1)
 
     def rows_of(self, k: int) -> int:
@@ -370,6 +382,7 @@ def build_module(
     )
     module.config_yaml = C.to_yaml(cfg)
     datamodule.n_calls = -(-module.max_steps // cfg.train.steps_per_call)  # up to the budget's cap
+    datamodule.batch_size = int(OmegaConf.select(cfg, "train.batch_size", default=0))
     return datamodule, module
 
 

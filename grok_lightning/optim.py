@@ -3,7 +3,8 @@
 torch's optimisers take one lr / weight decay per parameter group, but the K models of a batched
 group live in the same tensors. The update is torch.optim.AdamW's (decoupled decay first, then
 the bias-corrected Adam step), with lr and weight decay as [K] vectors. `l1` mode adds
-wd * sign(p) to the gradient instead (Adam on loss + wd * sum|p|), as the original's L1 option.
+wd * sign(p) to the gradient instead (Adam on loss + wd * sum|p|), as the original's L1 option;
+`coupled_l2` adds wd * p to it (torch.optim.Adam's weight_decay, as Grokfast's runs).
 
 One code path for every batch: each factor is a per-model vector (computed in float64, then
 rounded once to the parameter's dtype) broadcast over that model's slice, and every op is
@@ -19,7 +20,7 @@ docs/experiments.md, "Grokfast" and "Warmup"):
   "ma" the mean of the last `grokfast_window` gradients (no change until the window is full). The
   filter's memory is per-parameter optimiser state, saved and restored with the state dict; it is
   elementwise (the window's sum too: _slot_sum), so each model of a batch has its own and a model's
-  numbers do not depend on its batch. L1's wd*sign(p) is added after the filter.
+  numbers do not depend on its batch. L1's wd*sign(p) and coupled_l2's wd*p are added after the filter.
 - `warmup_steps`: update t (0-based) uses lr * min(t / warmup_steps, 1), as LambdaLR stepped after
   each optimizer.step() (Nanda et al. 2023): update 0 has lr 0. The decay scales with lr (p -= lr*wd*p),
   as torch's AdamW under a schedule, so update 0 changes no parameter.
@@ -46,8 +47,8 @@ class BatchedAdam(torch.optim.Optimizer):
         grokfast_window=100,
         warmup_steps=0,
     ):
-        if decay not in ("l2", "l1", "none"):
-            raise ValueError(f"decay must be l2, l1 or none, not {decay!r}")
+        if decay not in ("l2", "l1", "coupled_l2", "none"):
+            raise ValueError(f"decay must be l2, l1, coupled_l2 or none, not {decay!r}")
         if grokfast not in ("none", "ema", "ma"):
             raise ValueError(f"grokfast must be none, ema or ma, not {grokfast!r}")
         if not 0 <= grokfast_alpha < 1 or grokfast_lamb < 0 or grokfast_window < 1 or warmup_steps < 0:
@@ -145,6 +146,8 @@ class BatchedAdam(torch.optim.Optimizer):
                     grad = self._filtered(state, grad)
                 if self.any_decay and self.decay == "l1":
                     grad = grad + wd_k * torch.sign(p)
+                elif self.any_decay and self.decay == "coupled_l2":  # after the filter, as torch's Adam
+                    grad = grad + wd_k * p
                 elif self.any_decay:
                     p.addcmul_(p, neg_lr_wd_k)
                 m, v = state["exp_avg"], state["exp_avg_sq"]

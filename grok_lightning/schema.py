@@ -23,7 +23,8 @@ AT_LEAST_ONE = (lambda v: v >= 1, "must be >= 1")  # the commonest rule: a count
 
 @dataclass
 class OptimConfig:
-    regularization: str = "l2"  # l2: AdamW decoupled decay | l1: Adam on loss + wd*sum|p| | none
+    regularization: str = "l2"  # l2: AdamW decoupled decay | l1: Adam on loss + wd*sum|p| |
+    # coupled_l2: torch.optim.Adam's weight_decay, wd*p added to the gradient (Grokfast's runs) | none
     lr: float = 1e-3
     weight_decay: float = 1.0
     beta1: float = 0.9
@@ -45,6 +46,7 @@ class TrainConfig:
     step_cap: int = 0  # adaptive budget (grok_lightning.fate): a model "not yet" generalised at
     # max_steps trains on up to this many steps; 0 = max_steps, a fixed budget
     stop_margin: int = 0  # steps trained past a generalisation found in the extension; 0 = max_steps // 10
+    stop_when_generalised: bool = False  # stop stop_margin steps after generalising, even within max_steps
     precision: str = "32"  # 32 | 64 | original (embedding float32, Linears and forward float64)
     # | 64_mm32 (float64 parameters, float32 matrix products) | tf32 | bf16 (float32, matrix-product
     # operands rounded to TF32's 10 / bfloat16's 7 mantissa bits as on a GPU's tensor cores)
@@ -52,6 +54,9 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0: max_steps // 100
     keep_checkpoints: int = 1  # step=<N>.ckpt files kept besides last.ckpt, newest first; -1: all
     steps_per_call: int = 10  # optimiser steps per Lightning training_step (cuts loop overhead)
+    batch_size: int = 0  # 0: full batch (every original preset) | n: minibatches of n, reshuffled each
+    # epoch, the last one smaller (grok_lightning.tasks.datamodule); train/loss is then measured on the
+    # whole training set after the update, as the accuracies
     accelerator: str = "auto"
     devices: int = 1
     flush_denormal: bool = True  # CPU only: denormal floats late in training are very slow on Intel
@@ -125,7 +130,7 @@ class RunConfig:
 
 CHOICES: Choices = {
     "logger": ("auto", "wandb", "csv"),
-    "optim.regularization": ("l2", "l1", "none"),
+    "optim.regularization": ("l2", "l1", "coupled_l2", "none"),
     "optim.grokfast": ("none", "ema", "ma"),
     "train.precision": ("32", "64", "original", "64_mm32", "tf32", "bf16"),
     "train.accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
@@ -148,6 +153,7 @@ RULES: Rules = {
     "train.checkpoint_every": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 100)"),
     "train.keep_checkpoints": (lambda v: v >= -1, "must be >= -1 (-1 = keep every step=<N>.ckpt)"),
     "train.steps_per_call": AT_LEAST_ONE,
+    "train.batch_size": (lambda v: v >= 0, "must be >= 0 (0 = full batch)"),
     "train.step_cap": (lambda v: v >= 0, "must be >= 0 (0 = max_steps: a fixed budget)"),
     "train.stop_margin": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 10)"),
     "outcome.fate_window": (lambda v: v >= 0, "must be >= 0 (0 = max_steps // 5)"),

@@ -74,6 +74,18 @@ def test_budget_decisions():
     assert not F.Budget(50_000, 50_000, 1, 1).adaptive
 
 
+def test_early_budget_stops_margin_steps_after_generalising_within_the_nominal_budget():
+    """train.stop_when_generalised: a model that generalised at 10,000 stops at 11,000 (margin 1,000),
+    not at the nominal 50,000; without it, nothing stops before the nominal budget."""
+    early = F.Budget(nominal=50_000, cap=50_000, margin=1_000, window=10_000, early=True)
+    done = F.Fate("generalised", "", generalise_step=10_000)
+    assert early.decide(10_500, done) is None
+    assert "stopped 1,000 steps later" in early.decide(10_999, done)
+    assert early.decide(10_999, F.Fate("not yet", "falling")) is None
+    assert early.decide(10_999, F.Fate("stuck", "flat")) is None  # stuck still trains the nominal budget
+    assert F.Budget(50_000, 50_000, 1_000, 10_000).decide(10_999, done) is None
+
+
 # A tiny model that groks a few hundred steps after a 700-step nominal budget (seed 1: solved at
 # 1,110), and one whose test loss still rises at the end of its budget (stuck).
 GROKS_LATE = [

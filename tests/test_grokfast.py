@@ -21,7 +21,8 @@ P0, LRS, WDS = [0.8, -1.3], [0.1, 0.05], [0.5, 0.2]
 
 def reference(grads, p, lr, wd, *, decay="l2", grokfast="none", alpha=0.98, lamb=2.0, window=100, warmup=0):
     """One model's parameter after each update, in plain Python floats: the filter on the loss
-    gradient, then AdamW (decoupled decay p -= lr*wd*p; l1 adds wd*sign(p) to the gradient)."""
+    gradient, then AdamW (decoupled decay p -= lr*wd*p; l1 adds wd*sign(p) to the gradient,
+    coupled_l2 wd*p as torch.optim.Adam's weight_decay)."""
     m = v = 0.0
     mu, queue, out = None, [], []
     for t, g in enumerate(grads, start=1):
@@ -37,6 +38,8 @@ def reference(grads, p, lr, wd, *, decay="l2", grokfast="none", alpha=0.98, lamb
             p = p - lr_t * wd * p
         elif decay == "l1":
             g = g + wd * math.copysign(1.0, p) * (p != 0)
+        elif decay == "coupled_l2":
+            g = g + wd * p
         m = BETAS[0] * m + (1 - BETAS[0]) * g
         v = BETAS[1] * v + (1 - BETAS[1]) * g * g
         denom = math.sqrt(v) / math.sqrt(1 - BETAS[1] ** t) + EPS
@@ -57,7 +60,7 @@ def drive(grads_per_model, **options):
     return out, opt, w
 
 
-@pytest.mark.parametrize("decay", ["l2", "l1"])
+@pytest.mark.parametrize("decay", ["l2", "l1", "coupled_l2"])
 @pytest.mark.parametrize(
     "options",
     [
@@ -304,3 +307,20 @@ def test_short_runs_with_the_filter_train_and_resume_exactly(tmp_path):
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in b["state_dict"])
     (state,) = [s for s in a["optimizer_states"][0]["state"].values() if "grokfast_queue" in s][:1]
     assert state["grokfast_count"] == 400 and state["grokfast_queue"].shape[0] == 30
+
+
+def test_coupled_l2_is_torch_adam_weight_decay():
+    """optim.regularization=coupled_l2 without the filter: torch.optim.Adam(weight_decay=wd), which adds
+    wd * p to the gradient (Grokfast's runs), to float32 rounding."""
+    torch.manual_seed(0)
+    init = torch.randn(1, 5, 4)
+    ours_w, ref_w = torch.nn.Parameter(init.clone()), torch.nn.Parameter(init[0].clone())
+    ours = BatchedAdam([ours_w], lr=[1e-2], weight_decay=[0.3], decay="coupled_l2")
+    ref = torch.optim.Adam([ref_w], lr=1e-2, weight_decay=0.3, betas=BETAS, foreach=False)
+    for _ in range(30):
+        for w, opt in ((ours_w, ours), (ref_w, ref)):
+            opt.zero_grad()
+            (w.sin() * torch.arange(4.0)).sum().backward()
+            opt.step()
+    torch.testing.assert_close(ours_w[0], ref_w, rtol=1e-6, atol=1e-7)
+    assert not torch.equal(ref_w, init[0])

@@ -51,7 +51,7 @@ def test_build_model_takes_the_model_section_whole():
     assert isinstance(model.cfg, FactoredMLPConfig) and model.cfg.activation == "square"
     section = OmegaConf.to_container(cfg.model)
     assert model.cfg == FactoredMLPConfig(
-        **{k: v for k, v in section.items() if k not in ("kind", "transformer")}
+        **{k: v for k, v in section.items() if k not in ("kind", "transformer", "decoder")}
     )
     assert model.weights["embed"].shape == (1, 67, 8)
     x = torch.tensor([[-2.0, 3.0]])

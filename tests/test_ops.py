@@ -187,3 +187,12 @@ def test_the_command_line_rejects_a_bad_op_with_one_line_and_writes_nothing(tmp_
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "data.symmetric=false" in err
     assert not root.exists()
+
+
+def test_nonzero_b_leaves_out_b_zero_for_any_op():
+    """data.nonzero_b: Grokfast's multiplication table, a in 0..p-1 and b in 1..p-1, a-major."""
+    grid = pairs(7, "mul", symmetric=False, nonzero_b=True)
+    assert grid.tolist() == [[a, b] for a in range(7) for b in range(1, 7)]
+    assert pairs(7, "add", symmetric=True, nonzero_b=True).tolist() == [
+        [a, b] for a in range(7) for b in range(max(a, 1), 7)
+    ]

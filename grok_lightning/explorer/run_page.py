@@ -60,6 +60,8 @@ def run_payload(run_dir: Path) -> dict:
         notes.append(
             "the transformer's weights have no frames on this page: its end-of-run figures are below"
         )
+    elif traj is None and OmegaConf.select(cfg, "model.kind") == "decoder":
+        notes.append("the decoder has no weight views: its curves and verdicts only")
     elif traj is None:
         notes.append(
             f"no {FILENAME} in this run (the trajectory callback was off, or the run predates it): "
@@ -141,9 +143,12 @@ def _read_json(path: Path) -> dict:
 def config_line(cfg) -> str:
     items = {f"data.{k}": v for k, v in cfg.data.items() if v is not None}  # data.seed: unset = train.seed
     shown = SHOWN_KEYS
-    if OmegaConf.select(cfg, "model.kind") == "transformer":
-        sizes = ("d_model", "n_heads", "d_mlp")
-        shown = ("model.kind", *(f"model.transformer.{k}" for k in sizes), *SHOWN_KEYS[1:])
+    kind = OmegaConf.select(cfg, "model.kind")
+    if kind in ("transformer", "decoder"):
+        sizes = ("d_model", "n_heads", "d_mlp") + (("n_layers",) if kind == "decoder" else ())
+        shown = ("model.kind", *(f"model.{kind}.{k}" for k in sizes), *SHOWN_KEYS[1:])
+    if OmegaConf.select(cfg, "train.batch_size"):
+        shown = (*shown, "train.batch_size")
     items.update({k: OmegaConf.select(cfg, k) for k in shown if OmegaConf.select(cfg, k) is not None})
     items["steps"] = cfg.train.max_steps
     if cfg.train.get("step_cap", 0) > cfg.train.max_steps:

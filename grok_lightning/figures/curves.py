@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -44,6 +45,8 @@ def training_curves(
     ax_acc.set_ylim(-0.02, 1.02)
     ax_acc.set_title("accuracy")
     ax_acc.legend(loc="center right", fontsize=8)
+    if verdicts:  # a long disagreement reason would run off both edges of the 11-inch figure
+        verdicts = "\n".join(textwrap.fill(line, 150) for line in verdicts.split("\n"))
     n_lines = 1 + (verdicts.count("\n") + 1 if verdicts else 0)
     fig.suptitle(title + (f"\n{verdicts}" if verdicts else ""), fontsize=10 if verdicts else 12)
     fig.subplots_adjust(left=0.085, right=0.98, bottom=0.13, top=0.86 - 0.05 * n_lines, wspace=0.22)

@@ -54,10 +54,14 @@ OFF_VALUES = {
     "optim.warmup_steps": 0,
     "model.kind": "mlp",
     "train.compile": "auto",
+    "train.batch_size": 0,
+    "train.stop_when_generalised": False,
+    "data.split": "numpy",
+    "data.nonzero_b": False,
 }
 LEGACY_KEEP_CHECKPOINTS = 3  # train.keep_checkpoints's default until it became 1 (<= 5 MB a run)
-# sections that matter only when their key is not at its off value (the MLP has no transformer)
-ONLY_WHEN_ON = {"model.kind": ("model.transformer",)}
+# each model.kind's own section: part of a model's identity only when that kind trains
+KIND_SECTIONS = {"transformer": "model.transformer", "decoder": "model.decoder"}
 
 
 class SweepError(RuntimeError):
@@ -325,8 +329,10 @@ def load_sweep(argv: Sequence[str]) -> Sweep:
             drop(identity, key)
         for key, off in OFF_VALUES.items():
             if OmegaConf.select(cfg, key) == off:
-                for dropped in (key, *ONLY_WHEN_ON.get(key, ())):
-                    drop(identity, dropped)
+                drop(identity, key)
+        for kind, section in KIND_SECTIONS.items():
+            if OmegaConf.select(cfg, "model.kind") != kind:
+                drop(identity, section)
         ident = json.dumps(identity, sort_keys=True)
         for key in PER_MODEL_KEYS:
             drop(identity, key)

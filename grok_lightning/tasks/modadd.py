@@ -8,7 +8,13 @@ from typing import Optional, Sequence
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from grok_lightning.model_configs import ACTIVATIONS, EMBED_MODES, FactoredMLPConfig, TransformerConfig
+from grok_lightning.model_configs import (
+    ACTIVATIONS,
+    EMBED_MODES,
+    DecoderConfig,
+    FactoredMLPConfig,
+    TransformerConfig,
+)
 from grok_lightning.schema import AT_LEAST_ONE, Choices, ConfigError, Rules, RunConfig
 from grok_lightning.tasks import operations
 from grok_lightning.tasks.base import Task, section_as
@@ -25,15 +31,20 @@ class ModAddData:
     train_fraction: float = 0.4
     seed: Optional[int] = None  # the split's seed; None: the run's train.seed. Set: every model of a
     # batch gets this one split, so a sweep can cross splits (grid.data.seed) with initialisations (seeds)
+    nonzero_b: bool = False  # leave out the pairs with b = 0 (Grokfast's multiplication table)
+    split: str = "numpy"  # numpy: RandomState(seed).permutation, the original notebooks' | grokfast:
+    # torch.randperm from the seed's stream after model.kind=decoder's initial draws (Grokfast's main.py)
 
 
 @dataclass
 class ModAddModel(FactoredMLPConfig):
-    """The factored MLP's keys, plus which model trains: the MLP (default) or the transformer of
-    Nanda et al. 2023, whose own keys are model.transformer.* (grok_lightning.transformer)."""
+    """The factored MLP's keys, plus which model trains: the MLP (default), the transformer of
+    Nanda et al. 2023 (model.transformer.*, grok_lightning.transformer) or the two-layer decoder of
+    Grokfast's run (model.decoder.*, grok_lightning.decoder)."""
 
-    kind: str = "mlp"  # mlp | transformer
+    kind: str = "mlp"  # mlp | transformer | decoder
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
 
 
 @dataclass
@@ -46,7 +57,8 @@ CHOICES: Choices = {
     "data.op": tuple(operations.OPS),
     "model.embed": EMBED_MODES,
     "model.activation": ACTIVATIONS,
-    "model.kind": ("mlp", "transformer"),
+    "model.kind": ("mlp", "transformer", "decoder"),
+    "data.split": ("numpy", "grokfast"),
     "model.init": ("torch", "original"),
     "model.loss_scale": ("per_class", "mean"),
 }
@@ -61,6 +73,10 @@ RULES: Rules = {
     "model.transformer.n_heads": AT_LEAST_ONE,
     "model.transformer.d_head": AT_LEAST_ONE,
     "model.transformer.d_mlp": AT_LEAST_ONE,
+    "model.decoder.d_model": AT_LEAST_ONE,
+    "model.decoder.n_layers": AT_LEAST_ONE,
+    "model.decoder.n_heads": AT_LEAST_ONE,
+    "model.decoder.d_mlp": AT_LEAST_ONE,
 }
 
 TRANSFORMER_PRECISIONS = ("32", "64")
@@ -86,16 +102,26 @@ def validate(cfg: DictConfig) -> None:
             f"data.op={op.name} is not symmetric, but this MLP's input is (one-hot a + one-hot b through "
             "one embedding and one Win): set model.tied_hidden=false or model.embed=untied"
         )
-    if OmegaConf.select(m, "kind", default="mlp") == "transformer":
+    kind = OmegaConf.select(m, "kind", default="mlp")
+    if OmegaConf.select(d, "split", default="numpy") == "grokfast" and kind != "decoder":
+        raise ConfigError(
+            "data.split=grokfast draws the split after model.kind=decoder's initial weights: "
+            "set model.kind=decoder or data.split=numpy"
+        )
+    if kind in ("transformer", "decoder"):
         if cfg.train.precision not in TRANSFORMER_PRECISIONS:
             raise ConfigError(
-                f"train.precision={cfg.train.precision} is not available for model.kind=transformer "
-                f"(one of {', '.join(TRANSFORMER_PRECISIONS)}; preset=transformer sets its own)"
+                f"train.precision={cfg.train.precision} is not available for model.kind={kind} "
+                f"(one of {', '.join(TRANSFORMER_PRECISIONS)}; preset={kind} sets its own)"
             )
         if m.init != "torch":
             raise ConfigError(
-                "model.init=original exists only for the MLP; model.kind=transformer draws with torch "
-                "(preset=transformer)"
+                f"model.init=original exists only for the MLP; model.kind={kind} draws with torch"
+            )
+        if kind == "decoder" and m.decoder.d_model % m.decoder.n_heads:
+            raise ConfigError(
+                f"model.decoder.d_model={m.decoder.d_model} must be a multiple of "
+                f"model.decoder.n_heads={m.decoder.n_heads}"
             )
         return
     if m.embed != "fixed":
@@ -124,16 +150,33 @@ def build_datamodule(cfg: DictConfig, seeds: Sequence[int]):
 
     op = OmegaConf.select(cfg, "data.op", default="add")
     d = cfg.data
-    return ModAddDataModule(d.p, d.train_fraction, split_seeds(cfg, seeds), d.symmetric, op)
+    split = OmegaConf.select(cfg, "data.split", default="numpy")
+    return ModAddDataModule(
+        d.p,
+        d.train_fraction,
+        split_seeds(cfg, seeds),
+        d.symmetric,
+        op,
+        nonzero_b=bool(OmegaConf.select(cfg, "data.nonzero_b", default=False)),
+        split=split,
+        decoder=section_as(cfg.model.decoder, DecoderConfig) if split == "grokfast" else None,
+    )
 
 
 def build_model(cfg: DictConfig, seeds: Sequence[int]):
     from grok_lightning.model import FactoredMLP
-    from grok_lightning.transformer import BatchedTransformer
 
-    if OmegaConf.select(cfg, "model.kind", default="mlp") == "transformer":
+    kind = OmegaConf.select(cfg, "model.kind", default="mlp")
+    if kind == "transformer":
+        from grok_lightning.transformer import BatchedTransformer
+
         settings = section_as(cfg.model.transformer, TransformerConfig)
         return BatchedTransformer(settings, seeds=seeds, p=cfg.data.p, precision=cfg.train.precision)
+    if kind == "decoder":
+        from grok_lightning.decoder import BatchedDecoder
+
+        settings = section_as(cfg.model.decoder, DecoderConfig)
+        return BatchedDecoder(settings, seeds=seeds, p=cfg.data.p, precision=cfg.train.precision)
     settings = section_as(cfg.model, FactoredMLPConfig)
     model = FactoredMLP(settings, seeds=seeds, p=cfg.data.p, precision=cfg.train.precision)
     if settings.init == "original":
@@ -158,13 +201,19 @@ def build_objective(cfg: DictConfig):
     from grok_lightning.objectives import Multiclass
 
     p = cfg.data.p
-    return Multiclass(n_classes=p, scale=1.0 / p if cfg.model.loss_scale == "per_class" else 1.0)
+    # the decoder's head covers every token, p + 2 (its loss and argmax read them all, as the original)
+    n_classes = p + 2 if OmegaConf.select(cfg, "model.kind", default="mlp") == "decoder" else p
+    return Multiclass(n_classes=n_classes, scale=1.0 / p if cfg.model.loss_scale == "per_class" else 1.0)
 
 
 def analyses_for(cfg: DictConfig) -> frozenset:
-    """The MLP's Fourier and heatmap views, or the transformer's own (callbacks/transformer_circuit.py)."""
-    if OmegaConf.select(cfg, "model.kind", default="mlp") == "transformer":
+    """The MLP's Fourier and heatmap views, the transformer's own (callbacks/transformer_circuit.py),
+    or none for the decoder (its curves, verdicts and page only)."""
+    kind = OmegaConf.select(cfg, "model.kind", default="mlp")
+    if kind == "transformer":
         return frozenset({"transformer"})
+    if kind == "decoder":
+        return frozenset()
     return frozenset({"fourier", "heatmaps"})
 
 
@@ -173,6 +222,10 @@ def memory_elements(cfg: DictConfig) -> float:
     d, m = cfg.data, cfg.model
     p = d.p
     pairs = p * (p + 1) / 2 if d.symmetric else p * p
+    if OmegaConf.select(cfg, "model.kind", default="mlp") == "decoder":
+        dc = m.decoder  # 4 positions, per layer ~6 d-wide and 2 d_mlp-wide activations; the head's logits
+        params = 2 * (p + 2) * dc.d_model + dc.n_layers * (4 * dc.d_model**2 + 2 * dc.d_model * dc.d_mlp)
+        return 3 * pairs * (4 * dc.n_layers * (6 * dc.d_model + 2 * dc.d_mlp) + p + 2) + 4 * params
     params = 2 * p * m.d_embed + 3 * m.d_embed * m.n_neurons + 2 * p * m.n_neurons
     return 3 * pairs * (2 * p + m.n_neurons + p) + 4 * params
 

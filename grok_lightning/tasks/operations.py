@@ -203,15 +203,16 @@ def get(op: Union[str, Operation]) -> Operation:
     return OPS[op]
 
 
-def pairs(p: int, op: Union[str, Operation], symmetric: bool) -> np.ndarray:
+def pairs(p: int, op: Union[str, Operation], symmetric: bool, nonzero_b: bool = False) -> np.ndarray:
     """[N, 2] int64 operand pairs of `op` mod p, listed a-outer b-inner: only a <= b when symmetric
-    (p(p+1)/2 for add), else all ordered pairs; without b = 0 for ops that divide by b."""
+    (p(p+1)/2 for add), else all ordered pairs; without b = 0 for ops that divide by b, and for any op
+    when `nonzero_b` (Grokfast's multiplication table: b in 1..p-1)."""
     operation = get(op)
     if symmetric and not operation.symmetric:
         raise ValueError(f"operation {operation.name} is not symmetric: it needs all ordered pairs")
     a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
     a, b = a.ravel(), b.ravel()
     keep = a <= b if symmetric else np.ones_like(a, dtype=bool)
-    if operation.nonzero_b:
+    if operation.nonzero_b or nonzero_b:
         keep &= b != 0
     return np.stack([a[keep], b[keep]], axis=1)

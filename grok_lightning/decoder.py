@@ -32,12 +32,11 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grok_lightning.model import compute_dtype, load_model_params
+from grok_lightning.model import TokenModel
 from grok_lightning.model_configs import DecoderConfig
 
 N_POSITIONS = 5  # the original embeds 5 positions (a, op, b, =, answer) and feeds the first 4
@@ -91,28 +90,15 @@ def original_draws(cfg: DecoderConfig, p: int, gen: torch.Generator) -> dict[str
     return out
 
 
-class BatchedDecoder(nn.Module):
+class BatchedDecoder(TokenModel):
     """K decoders of Grokfast's modular-arithmetic run (see the module docstring)."""
 
     def __init__(self, cfg: DecoderConfig, *, seeds: Sequence[int], p: int, precision: str = "32"):
-        super().__init__()
-        if precision not in SUPPORTED_PRECISIONS:
-            raise ValueError(
-                f"precision {precision!r} is not supported by the decoder "
-                f"(one of {', '.join(SUPPORTED_PRECISIONS)})"
-            )
+        self.check_precision(precision, SUPPORTED_PRECISIONS, "the decoder")
         if cfg.d_model % cfg.n_heads:
             raise ValueError(f"d_model {cfg.d_model} is not a multiple of n_heads {cfg.n_heads}")
-        self.cfg, self.p, self.n_models = cfg, p, len(seeds)
-        self.n_classes = p + 2
-        self.dtype = compute_dtype(precision)
-        draws = [original_draws(cfg, p, torch.Generator().manual_seed(int(s))) for s in seeds]
-        self.weights = nn.ParameterDict(
-            {
-                name: nn.Parameter(torch.stack([d[name] for d in draws]).to(self.dtype).contiguous())
-                for name in draws[0]
-            }
-        )
+        super().__init__(lambda gen: original_draws(cfg, p, gen), seeds, precision)
+        self.cfg, self.p = cfg, p
         mask = torch.full((N_INPUT, N_INPUT), float("-inf")).triu(1)
         self.register_buffer("causal_mask", mask.to(self.dtype), persistent=False)
 
@@ -189,15 +175,3 @@ class BatchedDecoder(nn.Module):
                 prefix = self._block(prefix, i, 0)
         out = self._ln(h[:, :, -1], "lnf", "")
         return torch.bmm(out, w["W_head"])
-
-    def all_pairs(self, device=None) -> tuple[torch.Tensor]:
-        """Encoded inputs of all p^2 ordered pairs (a-major: row a * p + b), for every model."""
-        n = torch.arange(self.p * self.p, device=device).expand(self.n_models, -1)
-        return self.encode(n // self.p, n % self.p)
-
-    def n_trainable_per_model(self) -> int:
-        return sum(w[0].numel() for w in self.weights.values())
-
-    def load_model_params(self, k: int, arrays: dict[str, np.ndarray]):
-        """Copy one model's unbatched arrays (keyed by this class's parameter names) into slot k."""
-        load_model_params(self.weights, k, arrays)

@@ -233,3 +233,41 @@ def load_model_params(weights: nn.ParameterDict, k: int, arrays: dict[str, np.nd
         # torch.tensor copies: a jax draw arrives as a read-only array, which as_tensor would
         # wrap (and warn about) instead
         target.copy_(torch.tensor(np.asarray(value)))
+
+
+class TokenModel(nn.Module):
+    """Base of the token models (grok_lightning.transformer, grok_lightning.decoder): one
+    ParameterDict `weights` of [K, ...] tensors stacked from each model's own draws (`draw(generator)`
+    -> name -> tensor, from a generator seeded with the model's seed), and what they share.
+    Subclasses set cfg and p, and define encode."""
+
+    def __init__(self, draw, seeds: Sequence[int], precision: str):
+        super().__init__()
+        self.dtype, self.n_models = compute_dtype(precision), len(seeds)
+        draws = [draw(torch.Generator().manual_seed(int(s))) for s in seeds]
+        self.weights = nn.ParameterDict(
+            {
+                name: nn.Parameter(torch.stack([d[name] for d in draws]).to(self.dtype).contiguous())
+                for name in draws[0]
+            }
+        )
+
+    @staticmethod
+    def check_precision(precision: str, supported: Sequence[str], what: str) -> None:
+        if precision not in supported:
+            raise ValueError(
+                f"precision {precision!r} is not supported by {what} (one of {', '.join(supported)})"
+            )
+
+    def all_pairs(self, device=None) -> tuple[torch.Tensor]:
+        """Encoded inputs of all p^2 ordered pairs (a-major: row a * p + b), for every model."""
+        n = torch.arange(self.p * self.p, device=device).expand(self.n_models, -1)
+        return self.encode(n // self.p, n % self.p)
+
+    def n_trainable_per_model(self) -> int:
+        return sum(w[0].numel() for w in self.weights.values())
+
+    def load_model_params(self, k: int, arrays: dict[str, np.ndarray]):
+        """Copy one model's unbatched arrays (keyed by this class's parameter names, in its
+        orientation) into slot k."""
+        load_model_params(self.weights, k, arrays)

@@ -71,11 +71,9 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import numpy as np
 import torch
-from torch import nn
 
-from grok_lightning.model import compute_dtype, load_model_params
+from grok_lightning.model import TokenModel
 from grok_lightning.model_configs import TransformerConfig
 
 N_CTX = 3
@@ -113,27 +111,15 @@ def _original_draws(cfg: TransformerConfig, p: int, gen: torch.Generator) -> dic
     }
 
 
-class BatchedTransformer(nn.Module):
+class BatchedTransformer(TokenModel):
     """K one-layer transformers for modular addition (see the module docstring)."""
 
     def __init__(self, cfg: TransformerConfig, *, seeds: Sequence[int], p: int, precision: str = "32"):
-        super().__init__()
-        if precision not in SUPPORTED_PRECISIONS:
-            raise ValueError(
-                f"precision {precision!r} is not supported by the transformer "
-                f"(one of {', '.join(SUPPORTED_PRECISIONS)})"
-            )
+        self.check_precision(precision, SUPPORTED_PRECISIONS, "the transformer")
         if p < 2:
             raise ValueError(f"p must be >= 2, not {p}")
-        self.cfg, self.p, self.n_models = cfg, p, len(seeds)
-        self.dtype = compute_dtype(precision)
-        draws = [_original_draws(cfg, p, torch.Generator().manual_seed(int(s))) for s in seeds]
-        self.weights = nn.ParameterDict(
-            {
-                name: nn.Parameter(torch.stack([d[name] for d in draws]).to(self.dtype).contiguous())
-                for name in draws[0]
-            }
-        )
+        super().__init__(lambda gen: _original_draws(cfg, p, gen), seeds, precision)
+        self.cfg, self.p = cfg, p
         self.register_buffer("causal_mask", torch.ones(N_CTX, N_CTX).tril().bool(), persistent=False)
 
     # -------------------------------------------------------------------------------------------
@@ -219,17 +205,3 @@ class BatchedTransformer(nn.Module):
     def unembed_of_neurons(self) -> torch.Tensor:
         """The neuron-logit map W_L = W_out W_U [K, d_mlp, p]: each neuron's direct effect on the logits."""
         return torch.bmm(self.weights["W_out"], self.weights["W_U"])
-
-    def all_pairs(self, device=None) -> tuple[torch.Tensor]:
-        """Encoded inputs of all p^2 ordered pairs (a-major: row a * p + b), for every model."""
-        n = torch.arange(self.p * self.p, device=device).expand(self.n_models, -1)
-        return self.encode(n // self.p, n % self.p)
-
-    # -------------------------------------------------------------------------------------------
-    def n_trainable_per_model(self) -> int:
-        return sum(w[0].numel() for w in self.weights.values())
-
-    def load_model_params(self, k: int, arrays: dict[str, np.ndarray]):
-        """Copy one model's unbatched arrays (keyed by this class's parameter names, in its
-        orientation) into slot k."""
-        load_model_params(self.weights, k, arrays)

@@ -115,12 +115,17 @@ def fate(
     )
 
 
+EARLY_STOP_ACC = 0.99  # train.stop_when_generalised: the accuracy verdict's "generalised"
+
+
 @dataclass(frozen=True)
 class Budget:
     """The adaptive budget of a run: `nominal` steps always; up to `cap` for a model that is "not
     yet" at the nominal budget; `margin` steps after one generalises. cap == nominal: fixed budget.
-    early: a model also stops `margin` steps after it generalises within the nominal budget
-    (train.stop_when_generalised: sweeps that measure when models generalise, not where they end)."""
+    early: a model also stops `margin` steps after its test accuracy first reached EARLY_STOP_ACC
+    within the nominal budget (train.stop_when_generalised: sweeps that measure when models
+    generalise, not where they end; the accuracy alone, as a model under weight decay may keep its
+    test loss above the fate's 1e-2 at full accuracy)."""
 
     nominal: int
     cap: int
@@ -132,15 +137,19 @@ class Budget:
     def adaptive(self) -> bool:
         return self.cap > self.nominal
 
-    def decide(self, step: int, f: Fate) -> Optional[str]:
+    def decide(self, step: int, f: Fate, accurate_at: Optional[int] = None) -> Optional[str]:
         """Why a model whose update `step` (0-based) was just logged stops here, or None to go on.
-        Only called at logged steps: the last trained step is always a logged one."""
+        Only called at logged steps: the last trained step is always a logged one. accurate_at: the
+        first logged step with test accuracy >= EARLY_STOP_ACC (the early rule's only input)."""
         trained = step + 1
         if trained >= self.cap:
             return f"reached the cap of {self.cap:,} steps"
         if trained < self.nominal:
-            if self.early and f.fate == "generalised" and trained >= f.generalise_step + self.margin:
-                return f"generalised at {f.generalise_step:,}; stopped {self.margin:,} steps later (early)"
+            if self.early and accurate_at is not None and trained >= accurate_at + self.margin:
+                return (
+                    f"test accuracy {EARLY_STOP_ACC} at {accurate_at:,}; stopped {self.margin:,} steps "
+                    "later (early)"
+                )
             return None
         if f.fate == "generalised":
             if f.generalise_step < self.nominal:

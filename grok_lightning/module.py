@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from grok_lightning import config as C
 from grok_lightning import outcome
-from grok_lightning.fate import Budget, Fate
+from grok_lightning.fate import EARLY_STOP_ACC, Budget, Fate
 from grok_lightning.optim import BatchedAdam
 from grok_lightning.run_files import RunError, config_from, read_checkpoint, read_config
 from grok_lightning.schema import OptimConfig
@@ -207,11 +207,19 @@ class GrokModule(L.LightningModule):
             f = self.latest_fate if self.n_models == 1 and self.latest_fate else self.fate(k, upto)
             if self.nominal_fate[k] is None and step + 1 >= self.nominal:  # why it trained on
                 self.nominal_fate[k] = f
-            reason = self.budget.decide(step, f)
+            reason = self.budget.decide(step, f, self.accurate_at(k, upto) if self.budget.early else None)
             if reason is not None:
                 self.stop_reason[k], self.stopped_at[k] = reason, step
                 if self.n_models > 1:
                     self._optimizer().freeze(k)
+
+    def accurate_at(self, k: int, upto: Optional[int] = None) -> Optional[int]:
+        """The first logged step (of the first `upto` rows) at which model k's test accuracy reached
+        the early rule's threshold, or None."""
+        steps, values = self.history_tensor()
+        n = len(steps) if upto is None else upto
+        acc = values[:n, k, METRICS.index("test/acc")].tolist()
+        return outcome.first_step_at_or_above(steps[:n], acc, EARLY_STOP_ACC)
 
     @property
     def trainer_attached(self) -> bool:

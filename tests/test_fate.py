@@ -74,16 +74,16 @@ def test_budget_decisions():
     assert not F.Budget(50_000, 50_000, 1, 1).adaptive
 
 
-def test_early_budget_stops_margin_steps_after_generalising_within_the_nominal_budget():
-    """train.stop_when_generalised: a model that generalised at 10,000 stops at 11,000 (margin 1,000),
-    not at the nominal 50,000; without it, nothing stops before the nominal budget."""
+def test_early_budget_stops_margin_steps_after_the_test_accuracy_arrives():
+    """train.stop_when_generalised: a model whose test accuracy reached 0.99 at 10,000 stops at 11,000
+    (margin 1,000), not at the nominal 50,000, whatever its fate (its test loss may stay above 1e-2);
+    without it, nothing stops before the nominal budget."""
     early = F.Budget(nominal=50_000, cap=50_000, margin=1_000, window=10_000, early=True)
-    done = F.Fate("generalised", "", generalise_step=10_000)
-    assert early.decide(10_500, done) is None
-    assert "stopped 1,000 steps later" in early.decide(10_999, done)
-    assert early.decide(10_999, F.Fate("not yet", "falling")) is None
-    assert early.decide(10_999, F.Fate("stuck", "flat")) is None  # stuck still trains the nominal budget
-    assert F.Budget(50_000, 50_000, 1_000, 10_000).decide(10_999, done) is None
+    stuck = F.Fate("stuck", "flat")
+    assert early.decide(10_500, stuck, accurate_at=10_000) is None
+    assert "stopped 1,000 steps later" in early.decide(10_999, stuck, accurate_at=10_000)
+    assert early.decide(10_999, stuck) is None  # not accurate yet: the nominal budget is trained
+    assert F.Budget(50_000, 50_000, 1_000, 10_000).decide(10_999, stuck, accurate_at=10_000) is None
 
 
 # A tiny model that groks a few hundred steps after a 700-step nominal budget (seed 1: solved at
@@ -126,6 +126,18 @@ def test_run_continues_while_falling_and_stops_a_margin_after_generalising(run_r
     assert s["solved_step"] + 70 <= s["steps_trained"] < s["solved_step"] + 70 + 10
     assert "past the nominal 700 (not yet at 700: " in s["extension"] and "generalised at" in s["stop_reason"]
     assert s["fate_at_nominal"] == "not yet" and "decades per 1,000 steps" in s["fate_at_nominal_reason"]
+
+
+def test_early_stop_ends_a_run_a_margin_after_its_test_accuracy_arrives(run_root):
+    """train.stop_when_generalised within a 3,000-step nominal budget: the same model stops at the first
+    logged step 70 steps after its test accuracy first reached 0.99."""
+    args = [*GROKS_LATE, "train.max_steps=3000", "train.step_cap=0", "train.stop_when_generalised=true"]
+    run = train_quietly("modadd", None, short_run_args(run_root, *args, *callbacks_off()))
+    s = summary_of(run)
+    accurate = s["generalise_step"]  # the accuracy verdict's: test accuracy >= 0.99
+    assert accurate is not None and s["steps_trained"] < 3000
+    assert accurate + 70 <= s["steps_trained"] < accurate + 70 + 10
+    assert s["stop_reason"].endswith("(early)") and f"{accurate:,}" in s["stop_reason"]
 
 
 def test_run_stops_at_the_nominal_budget_when_stuck(run_root):

@@ -6,10 +6,9 @@ Lightning's per-step overhead; `trainer.global_step` still counts optimiser step
 measured after update s (0-based) for s % log_every == 0 and at the last step, the original
 notebooks' convention ("step 0" = after the first update); as there, train/loss is the loss that
 update s was computed from (before it), accuracies, test/loss and norms are measured after it
-(with minibatches train/loss too, on the whole training set). They
-are kept on the device as a history
-[n_logged, K, n_metrics] and sent to the loggers at that cadence only. train.compile sends the
-forward and loss through torch.compile where that pays (compile_pays); measurements stay eager.
+(with minibatches train/loss too, on the whole training set). They are kept on the device as a
+history [n_logged, K, n_metrics] and sent to the loggers at that cadence only. train.compile sends
+the forward and loss through torch.compile where that pays (compile_pays); measurements stay eager.
 """
 
 from __future__ import annotations

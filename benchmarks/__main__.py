@@ -14,7 +14,15 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from benchmarks import calibration_check, compiled, lightning_overhead, settings, sweep_speedup, throughput
+from benchmarks import (
+    calibration_check,
+    compiled,
+    grid_bound,
+    lightning_overhead,
+    settings,
+    sweep_speedup,
+    throughput,
+)
 from grok_lightning import runs
 
 BENCHES = {
@@ -23,6 +31,7 @@ BENCHES = {
     "calibration": calibration_check,
     "throughput": throughput,
     "compile": compiled,
+    "grid_bound": grid_bound,
 }
 
 

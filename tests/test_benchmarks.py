@@ -43,11 +43,20 @@ def _check_tables(results: dict, printed: str, processes: int) -> None:
 def test_quick_bench_prints_and_writes_a_row_per_shape(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # rich wraps table cells to the terminal's width
     out = tmp_path / "results.json"
-    only = [a for name in ("speedup", "calibration", "throughput", "compile") for a in ("--only", name)]
+    names = ("speedup", "calibration", "throughput", "compile", "grid_bound")
+    only = [a for name in names for a in ("--only", name)]
     assert bench.main(["--quick", *only, "--processes", "1", "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     assert "overhead" not in results
-    _check_tables(results, capsys.readouterr().out, processes=1)
+    printed = capsys.readouterr().out
+    _check_tables(results, printed, processes=1)
+    bound = results["grid_bound"]
+    assert len(bound["rows"]) == 25 and all(_positive(r["ms"]) for r in bound["rows"])
+    # the floor is the products' time over the grid: 45 models x 20,000 steps per shape, on every core
+    one_core_s = sum(r["ms"] for r in bound["rows"]) / 1e3 * 45 * 20_000
+    assert bound["one_core_h"] == pytest.approx(one_core_s / 3600)
+    assert bound["floor_h"] == pytest.approx(bound["one_core_h"] / bound["cores"])
+    assert f"h on {bound['cores']} cores" in printed
 
 
 @pytest.mark.slow

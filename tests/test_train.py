@@ -137,3 +137,32 @@ def test_history_and_verdicts_follow_the_history_as_it_grows():
     steps, values = module.history_tensor()
     assert steps == [5] and bool((values == 1).all())
     assert module.verdicts(0, **thresholds)["memorise_step"] == 5  # train acc 1.0 at step 5
+
+
+def test_backward_without_hook_dispatch_trains_the_same_weights(tmp_path):
+    """With no backward hook anywhere the module calls loss.backward() itself (the bench's overhead
+    row); a callback on on_after_backward brings manual_backward back, called once per step, and
+    both paths end on the same weights bit for bit."""
+    import lightning as L
+    import torch
+
+    from grok_lightning import config as C
+    from grok_lightning.module import build_module
+    from grok_lightning.trainer import build_trainer
+
+    class CountsBackward(L.Callback):
+        calls = 0
+
+        def on_after_backward(self, trainer, pl_module) -> None:
+            CountsBackward.calls += 1
+
+    cfg = C.load("modadd", "main", ["train.max_steps=40", "train.log_every=10", "train.progress_bar=false"])
+    ends = {}
+    for extra in ([], [CountsBackward()]):
+        dm, module = build_module(cfg, [0], [cfg.optim.lr], [cfg.optim.weight_decay])
+        trainer = build_trainer(cfg, tmp_path / str(len(extra)), extra, False)
+        trainer.fit(module, datamodule=dm)
+        assert module.direct_backward is (not extra)
+        ends[len(extra)] = [p.detach().clone() for p in module.model.parameters()]
+    assert CountsBackward.calls == 40
+    assert all(torch.equal(a, b) for a, b in zip(ends[0], ends[1]))

@@ -2,6 +2,7 @@
 divergence and its resume), the pages built from runs and sweeps, the command line, W&B, and the
 pages themselves in a real headless Chromium (slider, play, clicks, the L / R thresholds)."""
 
+import base64
 import csv
 import itertools
 import json
@@ -176,6 +177,13 @@ def page_data(path: Path) -> dict:
     return json.loads(html[start : html.index("</script>", start)])
 
 
+def decoded(array: dict) -> np.ndarray:
+    """A packed page array (grok_lightning.explorer._page.packed) back as numpy."""
+    from grok_lightning.explorer._page import DTYPES
+
+    return np.frombuffer(base64.b64decode(array["b64"]), dtype=DTYPES[array["dtype"]]).reshape(array["shape"])
+
+
 def test_run_page_is_one_self_contained_file(modadd_run):
     path = write_run_page(modadd_run)
     html = path.read_text()
@@ -348,6 +356,22 @@ def test_sweep_page_lays_out_one_square_per_model(sweep_dir):
     assert data["axes"]["panels"] == ["train_size=500", "train_size=1000"]
     assert len(data["cells"]) == 12 and Counter(data["models"]["cell"]) == {c: 3 for c in range(12)}
     assert data["freqs"] is not None and data["curves"] is not None
+
+
+def test_sweep_page_carries_the_rules_numbers_at_every_logged_step(sweep_dir):
+    out, train, test = sweep_dir
+    data = page_data(write_sweep_page(out))
+    at = data["at_steps"]
+    steps = np.arange(train.shape[0]) * 10  # fake_histories' logged steps: fewer than STEP_CUTS, all kept
+    assert decoded(at["steps"]).tolist() == steps.tolist()
+    n = len(steps)
+    numbers = {name: decoded(at[name]).reshape(-1, n) for name in ("min_train", "min_test", "max_ratio")}
+    for k in range(train.shape[1]):
+        for cut in (0, 1, 17, n // 2, n - 1):
+            a, b = train[: cut + 1, k].astype(np.float64), test[: cut + 1, k].astype(np.float64)
+            assert numbers["min_train"][k, cut] == np.nanmin(a, initial=np.inf), (k, cut)
+            assert numbers["min_test"][k, cut] == np.nanmin(b, initial=np.inf), (k, cut)
+            assert numbers["max_ratio"][k, cut] == outcome.max_ratio(a, b), (k, cut)
 
 
 REAL_SWEEP = """\
@@ -536,6 +560,26 @@ def test_sweep_thresholds_reclassify_exactly_as_python(browser, sweep_dir):
         assert page == python_counts(train, test, th["L"], th["R"]), (log_l, log_r)
         seen.add(tuple(page.values()))
     assert len(seen) >= 4  # the thresholds really changed the classes
+    no_errors_and_nothing_fetched(browser)
+
+
+def test_sweep_step_slider_reclassifies_as_python_on_the_history_so_far(browser, sweep_dir):
+    out, train, test = sweep_dir
+    load(browser, write_sweep_page(out), "sweep_steps")
+    steps = np.arange(train.shape[0]) * 10
+    assert browser.execute_script("return window.explorer.step()") == steps[-1]  # the end at load
+    seen = set()
+    for cut in (0, 5, 20, 31, 45, len(steps) - 1):
+        browser.execute_script(
+            """const s = document.getElementById('step'); s.value = String(arguments[0]);
+               s.dispatchEvent(new Event('input', {bubbles: true}));""",
+            cut,
+        )
+        assert browser.execute_script("return window.explorer.step()") == steps[cut]
+        page = browser.execute_script("return window.explorer.counts()")
+        assert page == python_counts(train[: cut + 1], test[: cut + 1], 1e-5, 5e4), cut
+        seen.add(tuple(page.values()))
+    assert len(seen) >= 3  # the classes really moved with the step
     no_errors_and_nothing_fetched(browser)
 
 

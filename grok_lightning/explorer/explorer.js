@@ -946,7 +946,10 @@
 
   function sweepPage(D, root) {
     const M = D.models, K = M.id.length, OUT = D.outcomes;
-    const state = { L: D.thresholds.L, R: D.thresholds.R, selected: 0, classes: new Array(K) };
+    // The rule's numbers at each step of the step slider (models x steps), or only results.csv's.
+    const S = D.at_steps, nCut = S ? S.steps.data.length : 0;
+    const state = { L: D.thresholds.L, R: D.thresholds.R, selected: 0, classes: new Array(K), cut: nCut - 1 };
+    const rule = (name, i) => (S ? S[name].data[i * nCut + state.cut] : M[name].data[i]);
     const header = el("header", {}, [el("h1", { text: D.title + (D.task ? " (" + D.task + ")" : "") }), el("div", { class: "sub", text: D.description || "" }),
       el("div", { class: "sub", text: K + " models, " + D.cells.length + " cells; one square per model (seed)." })]);
     for (const n of D.notes || []) header.appendChild(el("div", { class: "note", text: n }));
@@ -958,6 +961,10 @@
     const logR = el("input", { id: "ratio-threshold", type: "range", min: "0", max: "8", step: "any", value: String(Math.log10(state.R)) });
     const lText = el("span", { class: "readout short", id: "L-value" }), rText = el("span", { class: "readout short", id: "R-value" });
     controls.append(el("label", {}, ["L (loss threshold) ", logL]), lText, el("label", {}, ["R (test/train ratio) ", logR]), rText);
+    // The diagram as the models stood at a logged step: the rule over their losses up to it.
+    const stepSlider = S ? el("input", { id: "step", type: "range", min: "0", max: String(nCut - 1), step: "1", value: String(nCut - 1) }) : null;
+    const stepText = el("span", { class: "readout", id: "step-value" });
+    if (S) controls.append(el("label", {}, ["step ", stepSlider]), stepText);
     const counts = el("div", { class: "controls counts", id: "counts" });
     root.appendChild(counts);
     const countSpans = {};
@@ -969,7 +976,7 @@
     root.appendChild(main);
     const drow = el("div", { class: "row" });
     main.appendChild(drow);
-    const dp = panel(drow, "Phase diagram", "the article's rule with these thresholds: fail if the train loss never goes below L, memorise if the test loss never does, generalise if test/train loss stays below R, else grok. Dark border: diverged. Click a cell for its models.");
+    const dp = panel(drow, "Phase diagram", "the article's rule with these thresholds: fail if the train loss never goes below L, memorise if the test loss never does, generalise if test/train loss stays below R, else grok" + (S ? ", over the logged steps up to the step slider's" : "") + ". Dark border: diverged. Click a cell for its models.");
     dp.style.minWidth = "420px";
     const pgrid = el("div", { class: "grid" });
     dp.appendChild(pgrid);
@@ -1062,11 +1069,12 @@
       const tally = {};
       for (const o of OUT) tally[o] = 0;
       for (let i = 0; i < K; i++) {
-        const c = classify(M.min_train.data[i], M.min_test.data[i], M.max_ratio.data[i], state.L, state.R);
+        const c = classify(rule("min_train", i), rule("min_test", i), rule("max_ratio", i), state.L, state.R);
         state.classes[i] = c;
         tally[c]++;
       }
       for (const o of OUT) countSpans[o].textContent = String(tally[o]);
+      if (S) stepText.textContent = "at step " + fmtStep(S.steps.data[state.cut]) + (state.cut === nCut - 1 ? " (the end)" : " of " + fmtStep(S.steps.data[nCut - 1]));
       lText.textContent = "L = " + state.L.toExponential(1);
       rText.textContent = "R = " + state.R.toExponential(1);
       return tally;
@@ -1083,6 +1091,7 @@
     }
     logL.addEventListener("input", update);
     logR.addEventListener("input", update);
+    if (S) stepSlider.addEventListener("input", () => { state.cut = Number(stepSlider.value); update(); });
 
     function select(c) {
       state.selected = c;
@@ -1099,7 +1108,7 @@
       const cell = D.cells[c];
       const where = [D.axes.panels[cell.panel].replace(/\n/g, ", "), D.axes.x.key ? D.axes.x.label + "=" + X[cell.x] : "", D.axes.y.key ? D.axes.y.label + "=" + Y[cell.y] : ""].filter(Boolean).join(", ");
       const p = panel(detail, "Cell " + (where || "(all models)") + ": " + ids.length + " model" + (ids.length === 1 ? "" : "s"),
-        "train and test loss of each model in the cell (test " + (ids.length <= 40 ? "dashed" : "lighter") + "), coloured by its class at these thresholds.");
+        "train and test loss of each model in the cell (test " + (ids.length <= 40 ? "dashed" : "lighter") + "), coloured by its class at these thresholds" + (S ? " and step (the vertical line; the table's numbers are up to it)" : "") + ".");
       p.id = "cell-detail";
       p.dataset.cell = String(c);
       p.dataset.models = String(ids.length);
@@ -1109,25 +1118,28 @@
       const head = ["seed", "class", "min train loss", "min test loss", "max test/train", "memorised", "generalised"];
       if (D.freqs) head.push("neurons per learned frequency");
       table.appendChild(el("tr", {}, head.map((h) => el("th", { text: h }))));
-      const classCells = [];
+      const classCells = [], ruleCells = [];
       for (const i of ids) {
-        const cells = [String(M.seed[i]), "", fmtNum(M.min_train.data[i]), fmtNum(M.min_test.data[i]),
-          fmtNum(M.max_ratio.data[i]), M.memorise_step[i] == null ? "–" : fmtStep(M.memorise_step[i]), M.generalise_step[i] == null ? "–" : fmtStep(M.generalise_step[i])];
+        const cells = [String(M.seed[i]), "", "", "", "", M.memorise_step[i] == null ? "–" : fmtStep(M.memorise_step[i]), M.generalise_step[i] == null ? "–" : fmtStep(M.generalise_step[i])];
         if (D.freqs) cells.push(frequencyText(D.freqs[i]));
         const tds = cells.map((t) => el("td", { text: t }));
         if (D.freqs) tds[tds.length - 1].className = "left";
         classCells.push(tds[1]);
+        ruleCells.push(tds.slice(2, 5));  // the rule's numbers at the slider's step
         table.appendChild(el("tr", {}, tds));
       }
       p.appendChild(el("div", { class: "scroll" }, [table]));
       if (D.freqs) p.appendChild(el("div", { class: "sub", id: "cell-frequencies", text: frequencySummary(ids) }));
-      cellView = { ids: ids, plotBox: plotBox, classCells: classCells };
+      cellView = { ids: ids, plotBox: plotBox, classCells: classCells, ruleCells: ruleCells };
       refreshCell();
     }
 
     function refreshCell() {
-      const { ids, plotBox, classCells } = cellView;
-      ids.forEach((i, k) => { classCells[k].textContent = state.classes[i] + (M.diverged[i] ? " (diverged)" : ""); });
+      const { ids, plotBox, classCells, ruleCells } = cellView;
+      ids.forEach((i, k) => {
+        classCells[k].textContent = state.classes[i] + (M.diverged[i] ? " (diverged)" : "");
+        ["min_train", "min_test", "max_ratio"].forEach((name, j) => { ruleCells[k][j].textContent = fmtNum(rule(name, i)); });
+      });
       const CV = D.curves;
       if (!CV) return;
       plotBox.textContent = "";
@@ -1167,6 +1179,7 @@
         legend: [{ colour: "#555", label: "train" }, { label: "test", ...testStyle("#555555") }, { colour: "#555", label: "L", dash: [2, 3] }],
       });
       plot.canvas.dataset.series = String(curves);
+      if (S && state.cut < nCut - 1) plot.draw(S.steps.data[state.cut]);  // where the slider stands
     }
 
     function frequencyText(counts) {  // "k14×6 k35×5 ...": the most populated frequencies first
@@ -1188,6 +1201,7 @@
     return {
       kind: "sweep",
       thresholds: () => ({ L: state.L, R: state.R }),
+      step: () => (S ? S.steps.data[state.cut] : null),
       counts: () => { const t = {}; for (const o of OUT) t[o] = Number(countSpans[o].textContent); return t; },
       classes: () => state.classes.slice(),
       selected: () => state.selected,

@@ -1,8 +1,10 @@
 """The sweep page: the phase diagram of results.csv with live thresholds, and any cell's curves
 from histories/*.npz. The page re-classifies every model with the article's rule from the three
 numbers results.csv keeps per model (min train loss, min test loss, max test/train ratio), the
-rule of grok_lightning.outcome.outcome_class. Where grok_lightning.seed_features has run, the page
-also shows its comparison of stuck and generalising models (seed_features.json and .png)."""
+rule of grok_lightning.outcome.outcome_class. With histories/, the same three numbers at up to
+STEP_CUTS logged steps let a step slider show the diagram as the models stood at that step. Where
+grok_lightning.seed_features has run, the page also shows its comparison of stuck and generalising
+models (seed_features.json and .png)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any, Optional
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from grok_lightning import outcome
 from grok_lightning.outcome import OUTCOMES
 from grok_lightning.phase_diagram import DIVERGED_COLOUR, OUTCOME_COLOURS, _fmt, flags_label, short_name
 
@@ -25,6 +28,7 @@ from .names import ExplorerError
 
 SEED_FEATURE_ROWS = 15  # the strongest features shown; seed_features.json keeps them all
 CURVE_POINTS = 300  # per model and curve: enough for a log-scale loss curve, small for 1,000+ models
+STEP_CUTS = 100  # steps of the step slider: 1,125 models x 100 x 16 bytes = 1.8 MB, 2.4 MB in base64
 LOSS_FLOOR = 1e-15  # losses below (an exact 0) are drawn at this floor of the log axis
 DEFAULT_L, DEFAULT_R = 1e-5, 5e4
 
@@ -52,9 +56,11 @@ def sweep_payload(sweep_dir: Path) -> dict:
         cell_of.append(cells.setdefault(key, len(cells)))
     L, R = thresholds(spec)
     notes = []
-    curves, freqs = histories_payload(sweep_dir, [r["model_id"] for r in rows])
+    saved = read_histories(sweep_dir)
+    curves, freqs = histories_payload(saved, [r["model_id"] for r in rows])
     if curves is None:
         notes.append("no histories/ in this sweep: the phase diagram only, no loss curves per cell")
+    at_steps = steps_payload(saved, rows, loss_floor(spec)) if curves is not None else None
     features = seed_features_payload(sweep_dir, notes)
     return {
         "kind": "sweep",
@@ -74,6 +80,7 @@ def sweep_payload(sweep_dir: Path) -> dict:
         "colours": {**OUTCOME_COLOURS, "diverged": DIVERGED_COLOUR},
         "curves": curves,
         "freqs": freqs,
+        "at_steps": at_steps,
         "seed_features": features,
     }
 
@@ -125,6 +132,11 @@ def axes(spec: DictConfig, rows: list[dict]) -> tuple[Optional[str], Optional[st
 def thresholds(spec: DictConfig) -> tuple[float, float]:
     out = OmegaConf.select(spec, "first_model_config.outcome", default=None) or {}
     return float(out.get("loss_threshold", DEFAULT_L)), float(out.get("ratio_threshold", DEFAULT_R))
+
+
+def loss_floor(spec: DictConfig) -> float:
+    """The floor the sweep's rule read its losses with (outcome.loss_floor; results.csv is floored)."""
+    return float(OmegaConf.select(spec, "first_model_config.outcome.loss_floor", default=0.0) or 0.0)
 
 
 def _value(text: str) -> Any:
@@ -221,17 +233,61 @@ def seed_features_payload(sweep_dir: Path, notes: list) -> Optional[dict]:
     }
 
 
-def histories_payload(sweep_dir: Path, model_ids: list[str]) -> tuple[Optional[dict], Optional[list]]:
-    """Every model's train / test loss curve (log10, float16, thinned to CURVE_POINTS) and, for
-    modular addition, each model's neurons per learned frequency."""
+def read_histories(sweep_dir: Path) -> dict:
+    """grok_lightning.histories.load, or {} without histories/."""
     from grok_lightning import histories
 
     if not (sweep_dir / "histories").is_dir():
-        return None, None
+        return {}
     try:
-        saved = histories.load(sweep_dir)
+        return histories.load(sweep_dir)
     except (OSError, ValueError, KeyError) as exc:
         raise ExplorerError(f"{sweep_dir / 'histories'}: cannot read ({exc})") from None
+
+
+def steps_payload(saved: dict, rows: list[dict], floor: float) -> dict:
+    """The rule's three numbers over each model's logged steps up to each of STEP_CUTS steps (the
+    longest history's, thinned; its last step included): [models x cuts], row-major. Running minima
+    and maxima of the floored losses, the same numbers grok_lightning.outcome.summarise gives the
+    truncated history. A model without a history keeps results.csv's numbers at every cut."""
+    longest = max((np.asarray(e["steps"]) for e in saved.values() if "steps" in e), key=len)
+    cuts = longest[_thin(len(longest), STEP_CUTS)]
+    n = len(cuts)
+    min_train, min_test = np.empty((len(rows), n), np.float32), np.empty((len(rows), n), np.float32)
+    max_ratio = np.empty((len(rows), n), np.float64)
+    for k, row in enumerate(rows):
+        entry = saved.get(row["model_id"])
+        if entry is None or "train/loss" not in entry or "test/loss" not in entry:
+            min_train[k], min_test[k] = _float(row["min_train_loss"]), _float(row["min_test_loss"])
+            max_ratio[k] = _float(row["max_ratio"])
+            continue
+        train = outcome.floored(entry["train/loss"], floor)
+        test = outcome.floored(entry["test/loss"], floor)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = test / train
+        upto = np.searchsorted(np.asarray(entry["steps"]), cuts, side="right")  # rows at or before
+        # the losses are float32 values (floored by a float32 2^-23): float32 holds their minima exactly
+        min_train[k] = _running(np.fmin, train, np.inf)[upto]
+        min_test[k] = _running(np.fmin, test, np.inf)[upto]
+        max_ratio[k] = _running(np.fmax, ratio, 0.0)[upto]
+    return {
+        "steps": packed([int(c) for c in cuts], "i4"),
+        "min_train": packed(min_train.ravel(), "f4"),
+        "min_test": packed(min_test.ravel(), "f4"),
+        "max_ratio": packed(max_ratio.ravel(), "f8"),
+    }
+
+
+def _running(ufunc, values: np.ndarray, initial: float) -> np.ndarray:
+    """[initial, then ufunc over values[:1], values[:2], ...]: nanmin / nanmax(initial=...) of each
+    prefix (a NaN is skipped, as they skip it)."""
+    values = np.where(np.isnan(values), initial, values)
+    return ufunc.accumulate(np.concatenate([[initial], values]))
+
+
+def histories_payload(saved: dict, model_ids: list[str]) -> tuple[Optional[dict], Optional[list]]:
+    """Every model's train / test loss curve (log10, float16, thinned to CURVE_POINTS) and, for
+    modular addition, each model's neurons per learned frequency."""
     if not saved:
         return None, None
     step_sets: dict[tuple, int] = {}
@@ -261,10 +317,10 @@ def histories_payload(sweep_dir: Path, model_ids: list[str]) -> tuple[Optional[d
     return curves, freqs if any(f is not None for f in freqs) else None
 
 
-def _thin(n: int) -> np.ndarray:
-    if n <= CURVE_POINTS:
+def _thin(n: int, points: int = CURVE_POINTS) -> np.ndarray:
+    if n <= points:
         return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, CURVE_POINTS).round().astype(int))
+    return np.unique(np.linspace(0, n - 1, points).round().astype(int))
 
 
 def _log10(loss) -> np.ndarray:

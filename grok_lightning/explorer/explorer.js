@@ -946,10 +946,11 @@
 
   function sweepPage(D, root) {
     const M = D.models, K = M.id.length, OUT = D.outcomes;
-    // The rule's numbers at each step of the step slider (models x steps), or only results.csv's.
+    // The rule's numbers at each step of the step slider (models x steps); at the end results.csv's
+    // own (a float64 history's numbers, where the slider's come from the float32 histories/).
     const S = D.at_steps, nCut = S ? S.steps.data.length : 0;
     const state = { L: D.thresholds.L, R: D.thresholds.R, selected: 0, classes: new Array(K), cut: nCut - 1 };
-    const rule = (name, i) => (S ? S[name].data[i * nCut + state.cut] : M[name].data[i]);
+    const rule = (name, i) => (S && state.cut < nCut - 1 ? S[name].data[i * nCut + state.cut] : M[name].data[i]);
     const header = el("header", {}, [el("h1", { text: D.title + (D.task ? " (" + D.task + ")" : "") }), el("div", { class: "sub", text: D.description || "" }),
       el("div", { class: "sub", text: K + " models, " + D.cells.length + " cells; one square per model (seed)." })]);
     for (const n of D.notes || []) header.appendChild(el("div", { class: "note", text: n }));

@@ -249,7 +249,8 @@ def steps_payload(saved: dict, rows: list[dict], floor: float) -> dict:
     """The rule's three numbers over each model's logged steps up to each of STEP_CUTS steps (the
     longest history's, thinned; its last step included): [models x cuts], row-major. Running minima
     and maxima of the floored losses, the same numbers grok_lightning.outcome.summarise gives the
-    truncated history. A model without a history keeps results.csv's numbers at every cut."""
+    truncated history. A model without a history keeps results.csv's numbers at every cut; at the
+    last cut the page reads results.csv's (histories/ holds float32, a float64 run's rows do not)."""
     longest = max((np.asarray(e["steps"]) for e in saved.values() if "steps" in e), key=len)
     cuts = longest[_thin(len(longest), STEP_CUTS)]
     n = len(cuts)

@@ -110,6 +110,7 @@ class GrokModule(L.LightningModule):
             "test": (self.model.encode(*to(dm.test_inputs)), dm.test_targets.to(device)),
         }
         self.batch_indices = dm.batch_indices if dm.batch_size else None
+        self.model_rows = torch.arange(self.n_models, device=device)[:, None]  # gathers minibatches
 
     def train_batch(self, step: int) -> tuple[tuple, torch.Tensor]:
         """(encoded inputs, targets) that update `step` trains on: the whole set, or its minibatch."""
@@ -117,8 +118,7 @@ class GrokModule(L.LightningModule):
         if self.batch_indices is None:
             return inputs, targets
         idx = self.batch_indices(step).to(targets.device)
-        rows = torch.arange(idx.shape[0], device=idx.device)[:, None]
-        return tuple(t[rows, idx] for t in inputs), targets[rows, idx]
+        return tuple(t[self.model_rows, idx] for t in inputs), targets[self.model_rows, idx]
 
     # ------------------------------------------------------------------------------ training
     def configure_optimizers(self):

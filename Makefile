@@ -68,7 +68,7 @@ test-cluster: $(STAMP) ## sbatch/srun, scontrol requeue and fabric run on a one-
 	scripts/slurm_cluster.sh
 	$(PY) -m pytest -q -s -m cluster tests/test_cluster.py $(ARGS)
 
-bench: $(STAMP) ## speed tables: Lightning vs plain loop, sweep throughput, torch.compile [ARGS="--quick"]
+bench: $(STAMP) ## speed tables: Lightning vs plain loop, sweep throughput, torch.compile, grid floor [ARGS="--quick"]
 	$(PY) -m benchmarks $(ARGS)
 
 lint: $(STAMP) ## ruff over the code
